@@ -1,0 +1,115 @@
+"""The command line of the course library.
+
+    python -m roots_course doctor
+    python -m roots_course train  --profile cpu [--text FILE] [--steps N] [--out DIR] [--threads N]
+    python -m roots_course sample --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
+
+``train`` prints progress lines, then a JSON summary as its last output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m roots_course", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("doctor", help="check Python, torch, the device, every dependency and offline settings")
+
+    train = commands.add_parser("train", help="pretrain a GPT for a profile and print a JSON summary")
+    train.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $ROOTS_PROFILE or cpu)")
+    train.add_argument("--text", type=Path, default=None,
+                       help="train on this UTF-8 file instead of the profile's corpus (90/10 split)")
+    train.add_argument("--tokenizer", choices=("char", "bpe", "fast_bpe"), default=None,
+                       help="tokenizer kind (default: the profile's)")
+    train.add_argument("--steps", type=_positive_int, default=None, help="training steps (default: the profile's)")
+    train.add_argument("--out", type=Path, default=None, help="artifact folder (default: artifacts/<profile>)")
+    train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    train.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: the profile's)")
+
+    sample = commands.add_parser("sample", help="continue a prompt with a trained checkpoint")
+    sample.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder written by train")
+    sample.add_argument("--prompt", default="", help="text to continue")
+    sample.add_argument("--tokenizer", type=Path, default=None,
+                        help="tokenizer.json (default: the one two folders above the checkpoint)")
+    sample.add_argument("--max-new-tokens", type=_positive_int, default=100)
+    sample.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    sample.add_argument("--temperature", type=float, default=0.8)
+    sample.add_argument("--top-k", type=_positive_int, default=None)
+    sample.add_argument("--top-p", type=float, default=None)
+    sample.add_argument("--repetition-penalty", type=float, default=1.0)
+    sample.add_argument("--beam-width", type=_positive_int, default=None, help="beam search with this many beams")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from roots_course.config import load_profile
+    from roots_course.pretraining import Run, pretrain
+
+    overrides = {"tokenizer.kind": args.tokenizer} if args.tokenizer else None
+    profile = load_profile(args.profile, overrides=overrides)
+    run = Run.for_profile(profile, out=args.out, text_file=args.text)
+    summary = pretrain(run, steps=args.steps, threads=args.threads, device=args.device,
+                       say=lambda line: print(line, flush=True))
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from roots_course.device import pick_device
+    from roots_course.generate import beam_search, generate
+    from roots_course.tokenizer import load_tokenizer
+    from roots_course.train import load_checkpoint
+
+    device = pick_device(args.device)
+    model, _, _ = load_checkpoint(args.checkpoint, device)
+    tokenizer = load_tokenizer(args.tokenizer or args.checkpoint.parent.parent / "tokenizer.json")
+    prompt_ids = tokenizer.encode(args.prompt)
+    if args.beam_width:
+        new_ids = beam_search(model, prompt_ids, args.max_new_tokens, beam_width=args.beam_width)
+    else:
+        new_ids = generate(model, prompt_ids, args.max_new_tokens, greedy=args.greedy,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                           repetition_penalty=args.repetition_penalty,
+                           generator=torch.Generator().manual_seed(args.seed))
+    print(args.prompt + tokenizer.decode(new_ids))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from roots_course.errors import RootsError
+
+    try:
+        if args.command == "doctor":
+            from roots_course.doctor import main as doctor
+            return doctor()
+        if args.command == "train":
+            return cmd_train(args)
+        return cmd_sample(args)
+    except RootsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The course's profiles (smoke | cpu | gpu), read from the top-level ``_config.yml`` into typed objects.
+
+Each part of the course owns the dataclass of its settings (``GPTConfig`` in ``model``, ``TrainConfig``
+in ``train``); this module reads the file, checks every key and value, and builds those objects.
+Anything unknown or out of range fails here, at once, with a message that names the key and what is
+allowed, rather than twenty minutes into a training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from roots_course._offline import PROJECT_ROOT
+from roots_course.device import DEVICE_CHOICES
+from roots_course.errors import ConfigError
+from roots_course.model import GPTConfig
+from roots_course.train import TrainConfig
+
+CONFIG_PATH = PROJECT_ROOT / "_config.yml"
+DEFAULT_PROFILE = "cpu"
+CORPUS_KINDS = ("python_docs", "stdlib_source", "python_docs_and_source", "text", "hub", "grammar")
+TOKENIZER_KINDS = ("char", "bpe", "fast_bpe")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    kind: str = "python_docs"
+    max_chars: int | None = None
+    path: str | None = None          # kind "text": a UTF-8 file or a folder
+    name: str | None = None          # kind "hub": a dataset name, for online users only
+    n_stories: int | None = None     # kind "grammar"
+
+    def validate(self) -> None:
+        if self.kind not in CORPUS_KINDS:
+            raise ConfigError(f"corpus.kind must be one of {', '.join(CORPUS_KINDS)}, got {self.kind!r}")
+        if self.max_chars is not None and self.max_chars <= 0:
+            raise ConfigError(f"corpus.max_chars must be a positive integer or null, got {self.max_chars}")
+        if self.kind == "text" and not self.path:
+            raise ConfigError("corpus.path is required when corpus.kind is 'text'")
+        if self.kind == "hub" and not self.name:
+            raise ConfigError("corpus.name is required when corpus.kind is 'hub'")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = "fast_bpe"
+    vocab_size: int = 2048
+
+    def validate(self) -> None:
+        if self.kind not in TOKENIZER_KINDS:
+            raise ConfigError(f"tokenizer.kind must be one of {', '.join(TOKENIZER_KINDS)}, got {self.kind!r}")
+        if self.kind != "char" and not 257 <= self.vocab_size <= 1_000_000:
+            raise ConfigError(f"tokenizer.vocab_size must be between 257 and 1000000 for a byte-level BPE, "
+                              f"got {self.vocab_size}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything one profile fixes: data, tokenizer, model shape, training budget, machine."""
+
+    name: str
+    seed: int
+    device: str
+    threads: int | None
+    corpus: CorpusConfig
+    tokenizer: TokenizerConfig
+    model: dict[str, Any]            # GPTConfig fields except vocab_size (the tokenizer decides it)
+    train: TrainConfig
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        config = GPTConfig(vocab_size=vocab_size, **self.model)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "seed": self.seed, "device": self.device, "threads": self.threads,
+            "corpus": dataclasses.asdict(self.corpus), "tokenizer": dataclasses.asdict(self.tokenizer),
+            "model": dict(self.model), "train": dataclasses.asdict(self.train),
+        }
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.paths["artifacts"] / self.name
+
+
+def profile_names(path: str | os.PathLike = CONFIG_PATH) -> list[str]:
+    return list(_read(Path(path)).get("profiles", {}))
+
+
+def default_profile_name() -> str:
+    """The profile a notebook uses when none is given: ``$ROOTS_PROFILE``, else ``cpu``."""
+    return os.environ.get("ROOTS_PROFILE") or DEFAULT_PROFILE
+
+
+def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
+                 overrides: dict[str, Any] | None = None) -> Profile:
+    """Read profile ``name`` (default: see default_profile_name) from ``path`` and validate it.
+
+    ``overrides`` maps dotted keys to values, e.g. ``{"train.steps": 50, "device": "cpu"}``.
+    """
+    raw = _read(Path(path))
+    name = name or default_profile_name()
+    profiles = raw.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise ConfigError(f"{path}: the key 'profiles' must map profile names to settings")
+    if name not in profiles:
+        raise ConfigError(f"unknown profile {name!r}; allowed profiles: {', '.join(profiles)}")
+    settings = _deep_copy(profiles[name])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(settings, dotted, value, profile=name)
+
+    where = f"profiles.{name}"
+    _check_keys(settings, {"seed", "device", "threads", "corpus", "tokenizer", "model", "train"}, where)
+    seed = _check_type(settings.get("seed", 1337), int, f"{where}.seed")
+    if seed < 0:
+        raise ConfigError(f"{where}.seed must be a non-negative integer, got {seed}")
+    device = _check_type(settings.get("device", "auto"), str, f"{where}.device")
+    if device.split(":")[0] not in DEVICE_CHOICES:
+        raise ConfigError(f"{where}.device must be one of {', '.join(DEVICE_CHOICES)}, got {device!r}")
+    threads = _check_type(settings.get("threads"), int | None, f"{where}.threads")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"{where}.threads must be a positive integer or null, got {threads}")
+
+    corpus = _build(CorpusConfig, settings.get("corpus", {}), f"{where}.corpus")
+    tokenizer = _build(TokenizerConfig, settings.get("tokenizer", {}), f"{where}.tokenizer")
+    model = dict(settings.get("model", {}))
+    model_fields = {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"}
+    _check_keys(model, model_fields, f"{where}.model")
+    _build(GPTConfig, {"vocab_size": max(tokenizer.vocab_size, 2), **model}, f"{where}.model")
+    train = _build(TrainConfig, {"seed": seed, **settings.get("train", {})}, f"{where}.train")
+
+    root = Path(path).resolve().parent
+    raw_paths = raw.get("paths", {})
+    paths = {key: root / str(raw_paths.get(key, key)) for key in ("artifacts", "notebooks", "book")}
+    if os.environ.get("ROOTS_ARTIFACTS_DIR"):
+        paths["artifacts"] = Path(os.environ["ROOTS_ARTIFACTS_DIR"])
+    return Profile(name=name, seed=seed, device=device, threads=threads, corpus=corpus,
+                   tokenizer=tokenizer, model=model, train=train, paths=paths)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"course configuration not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _set_dotted(settings: dict[str, Any], dotted: str, value: Any, profile: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = settings
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot override {dotted!r} in profile {profile!r}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def _check_keys(mapping: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(mapping).__name__}")
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key {where}.{unknown[0]}; allowed keys: {', '.join(sorted(allowed))}")
+
+
+def _check_type(value: Any, expected: Any, where: str) -> Any:
+    """Check ``value`` against a simple annotation (int, float, str, bool, tuple, X | None)."""
+    options = typing.get_args(expected) if isinstance(expected, types.UnionType) or \
+        typing.get_origin(expected) is typing.Union else (expected,)
+    for option in options:
+        if option is type(None) and value is None:
+            return value
+        origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin is tuple and isinstance(value, (list, tuple)):
+            return tuple(float(v) if isinstance(v, int) else v for v in value)
+        if origin in (str, bool) and isinstance(value, origin):
+            return value
+    names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"{where} must be {names}, got {value!r}")
+
+
+def _build(cls: type, mapping: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from ``mapping``: unknown keys, wrong types and bad values all fail."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    _check_keys(mapping, fields, where)
+    kwargs = {key: _check_type(value, hints[key], f"{where}.{key}") for key, value in mapping.items()}
+    obj = cls(**kwargs)
+    try:
+        obj.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return obj

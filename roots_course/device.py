@@ -1,0 +1,98 @@
+"""Which hardware to run on, in which precision, with which random seed and how many threads.
+
+The order of preference is CUDA, then Apple's MPS, then the CPU. MPS is only chosen when asked for
+or when it is the only accelerator: users of other small-GPT courses report losses on MPS that differ
+from the CPU's, so the course reports the device it used next to every number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from typing import ContextManager
+
+import numpy as np
+import torch
+
+from roots_course.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """Return the device to use: ``auto`` picks cuda → mps → cpu; a named device must exist."""
+    preference = (preference or "auto").lower()
+    kind = preference.split(":")[0]
+    if kind not in DEVICE_CHOICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {preference!r}")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was asked for but this machine has no MPS backend; use 'auto' or 'cpu'")
+    return torch.device(preference)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision to train in: bf16 on GPUs that support it, else None (full fp32)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast_context(device: torch.device, enabled: bool = True) -> ContextManager:
+    """Mixed precision where it pays: bf16 autocast on CUDA, nothing on CPU/MPS.
+
+    bf16 has fp32's exponent range, so unlike fp16 it needs no loss scaling.
+    """
+    dtype = autocast_dtype(device) if enabled else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure_backends(device: torch.device) -> None:
+    """Let matmuls use TF32 tensor cores on CUDA (about 3 decimal digits, ample for training)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices) and return a CPU generator seeded the same way."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def set_threads(n: int | None) -> int:
+    """Use ``n`` CPU threads for torch (None keeps the current setting); return the number in force.
+
+    On a busy 2-core machine one thread can beat two: the second thread waits on the core that
+    another process holds. benchmarks/train_throughput.py measures it.
+    """
+    if n is not None:
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"threads must be a positive integer, got {n!r}")
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def describe(device: torch.device) -> str:
+    """A human-readable name of the device, for provenance."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"

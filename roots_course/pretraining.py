@@ -1,0 +1,213 @@
+"""Pretraining the course model for a profile, end to end, each step kept in ``artifacts/<profile>/``.
+
+    corpus ─► tokenizer ─► token ids ─► GPT ─► checkpoint (+ metrics, manifest)
+
+Chapter 1 calls ``prepare_corpus``/``prepare_tokenizer``/``prepare_tokens``, chapter 2 calls
+``pretrain``, and chapters 3–5 call ``load_pretrained``. Each step first looks for its artifact; when it
+is missing, or was made with other settings, it builds it with the same call the upstream chapter uses
+and says so. That is what lets every chapter run alone on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from datasets import DatasetDict, concatenate_datasets, load_from_disk
+
+from roots_course import artifacts
+from roots_course.artifacts import ArtifactPaths
+from roots_course.config import Profile
+from roots_course.data import corpus_text, load_corpus, text_file_corpus
+from roots_course.device import configure_backends, describe, pick_device, seed_everything, set_threads
+from roots_course.errors import DataError
+from roots_course.generate import generate
+from roots_course.model import GPT
+from roots_course.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
+from roots_course.train import TrainResult, load_checkpoint, train
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where one pretraining run reads and writes: a profile and its artifact folder."""
+
+    profile: Profile
+    paths: ArtifactPaths
+    text_file: Path | None = None      # train on this file instead of the profile's corpus
+
+    @classmethod
+    def for_profile(cls, profile: Profile, out: str | Path | None = None,
+                    text_file: str | Path | None = None) -> "Run":
+        text = Path(text_file).resolve() if text_file else None
+        if out is not None:
+            paths = ArtifactPaths(Path(out).parent, Path(out).name)
+        elif text is not None:
+            # a user's own text never overwrites the course's artifacts for the profile
+            paths = ArtifactPaths(profile.paths["artifacts"], f"{profile.name}-text-{text.stem}")
+        else:
+            paths = ArtifactPaths(profile.paths["artifacts"], profile.name)
+        return cls(profile, paths, text)
+
+    def corpus_spec(self) -> dict[str, Any]:
+        if self.text_file is not None:
+            return {"kind": "text", "path": str(self.text_file),
+                    "sha256": artifacts.sha256_file(self.text_file) if self.text_file.is_file() else None}
+        return dataclasses.asdict(self.profile.corpus)
+
+
+def _fresh(spec_file: Path, spec: dict[str, Any]) -> bool:
+    """True when the artifact beside ``spec_file`` was built from exactly ``spec``."""
+    if not spec_file.is_file():
+        return False
+    try:
+        return json.loads(spec_file.read_text(encoding="utf-8")) == json.loads(json.dumps(spec))
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
+    """The corpus of the run, from ``artifacts/<profile>/corpus`` or built (and saved) now."""
+    spec = run.corpus_spec()
+    folder = run.paths.corpus
+    if _fresh(folder / "spec.json", spec):
+        return load_from_disk(str(folder / "data"))
+    say(f"building the corpus ({spec['kind']}) into {folder}")
+    if run.text_file is not None:
+        corpus = text_file_corpus(run.text_file)
+    elif spec["kind"] == "python_docs_and_source":
+        parts = [load_corpus({**spec, "kind": kind}) for kind in ("python_docs", "stdlib_source")]
+        corpus = DatasetDict({split: concatenate_datasets([p[split] for p in parts])
+                              for split in ("train", "validation")})
+    else:
+        corpus = load_corpus({k: v for k, v in spec.items() if v is not None})
+    for split in ("train", "validation"):
+        if sum(len(t) for t in corpus[split]["text"]) == 0:
+            raise DataError(f"the {split} split of corpus {spec} is empty")
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        import shutil
+        shutil.rmtree(tmp)
+    corpus.save_to_disk(str(tmp / "data"))
+    artifacts.atomic_write_json(tmp / "spec.json", spec)
+    _replace_dir(tmp, folder)
+    return load_from_disk(str(folder / "data"))
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put folder ``new`` in place of ``target`` with renames only, so no half-built folder is seen."""
+    import shutil
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def prepare_tokenizer(run: Run, corpus: DatasetDict, say: Say = print) -> Tokenizer:
+    """The run's tokenizer, trained on the train split only (validation text stays unseen)."""
+    spec = {"tokenizer": dataclasses.asdict(run.profile.tokenizer), "corpus": run.corpus_spec()}
+    path = run.paths.tokenizer
+    spec_file = path.with_suffix(".spec.json")
+    if path.is_file() and _fresh(spec_file, spec):
+        return load_tokenizer(path)
+    settings = run.profile.tokenizer
+    say(f"training a {settings.kind} tokenizer (vocabulary {settings.vocab_size}) into {path}")
+    tokenizer = train_tokenizer(settings.kind, corpus_text(corpus["train"]), settings.vocab_size)
+    tokenizer.save(path)
+    artifacts.atomic_write_json(spec_file, spec)
+    return tokenizer
+
+
+def prepare_tokens(run: Run, corpus: DatasetDict, tokenizer: Tokenizer,
+                   say: Say = print) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids of the train and validation splits, each one long 1-D int64 tensor."""
+    spec = {"tokenizer_sha256": artifacts.sha256_file(run.paths.tokenizer), "corpus": run.corpus_spec()}
+    path = run.paths.tokens / "tokens.safetensors"
+    if _fresh(run.paths.tokens / "spec.json", spec):
+        saved = artifacts.load_tensors(path)
+        return saved["train"].long(), saved["validation"].long()
+    say(f"tokenizing the corpus into {path}")
+    ids = {split: torch.tensor(tokenizer.encode(corpus_text(corpus[split])), dtype=torch.int32)
+           for split in ("train", "validation")}
+    artifacts.save_tensors(path, ids)
+    artifacts.atomic_write_json(run.paths.tokens / "spec.json", spec)
+    return ids["train"].long(), ids["validation"].long()
+
+
+def prepare_data(run: Run, say: Say = print) -> tuple[Tokenizer, torch.Tensor, torch.Tensor]:
+    corpus = prepare_corpus(run, say)
+    tokenizer = prepare_tokenizer(run, corpus, say)
+    train_ids, val_ids = prepare_tokens(run, corpus, tokenizer, say)
+    return tokenizer, train_ids, val_ids
+
+
+def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, device: str | None = None,
+             checkpoint_name: str = "pretrained", progress: bool | None = None, say: Say = print,
+             callback: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train the profile's GPT from scratch and save it; return a JSON-able summary of the run."""
+    profile = run.profile
+    train_config = profile.train if steps is None else dataclasses.replace(profile.train, steps=steps)
+    train_config.validate()
+    set_threads(threads if threads is not None else profile.threads)
+    torch_device = pick_device(device or profile.device)
+    configure_backends(torch_device)
+    started = time.perf_counter()
+
+    tokenizer, train_ids, val_ids = prepare_data(run, say)
+    seed_everything(profile.seed)
+    model_config = profile.model_config(tokenizer.vocab_size)
+    model = GPT(model_config).to(torch_device)
+    checkpoint_dir = run.paths.checkpoint(checkpoint_name)
+    say(f"pretraining a {model.num_parameters() / 1e6:.2f} M-parameter GPT for {train_config.steps} steps "
+        f"on {describe(torch_device)}")
+    result: TrainResult = train(model, train_ids, val_ids, train_config, torch_device,
+                                checkpoint_dir=checkpoint_dir, callback=callback, progress=progress)
+    prompt = "The "
+    sample_ids = generate(model, tokenizer.encode(prompt), max_new_tokens=80, temperature=0.8, top_k=40,
+                          generator=torch.Generator().manual_seed(profile.seed))
+    summary = {
+        "profile": profile.name,
+        "device": describe(torch_device),
+        "parameters": model.num_parameters(),
+        "non_embedding_parameters": model.num_parameters(non_embedding=True),
+        "vocab_size": tokenizer.vocab_size,
+        "train_tokens": int(train_ids.numel()),
+        "validation_tokens": int(val_ids.numel()),
+        "steps": result.steps,
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "train_loss": round(result.final_train_loss, 4),
+        "val_loss": round(result.final_val_loss, 4),
+        "val_perplexity": round(float(torch.exp(torch.tensor(result.final_val_loss))), 2),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "train_wall_s": round(result.wall_s, 1),
+        "checkpoint": str(checkpoint_dir),
+        "sample_prompt": prompt,
+        "sample": prompt + tokenizer.decode(sample_ids),
+    }
+    artifacts.atomic_write_json(run.paths.metric(f"{checkpoint_name}_summary"), summary)
+    artifacts.update_manifest(run.paths.manifest, checkpoint_name, artifacts.provenance(
+        profile=profile.name, seed=profile.seed, device=describe(torch_device),
+        config_hash=artifacts.config_hash(profile.to_dict()), summary=summary))
+    return summary
+
+
+def load_pretrained(run: Run, *, device: str | None = None, say: Say = print,
+                    checkpoint_name: str = "pretrained") -> tuple[GPT, Tokenizer]:
+    """The pretrained model and its tokenizer; trains them first (and says so) when missing."""
+    checkpoint_dir = run.paths.checkpoint(checkpoint_name)
+    if not (checkpoint_dir / "model.safetensors").is_file():
+        say(f"no pretrained checkpoint at {checkpoint_dir}: training one now with profile {run.profile.name!r}")
+        pretrain(run, device=device, checkpoint_name=checkpoint_name, say=say)
+    torch_device = pick_device(device or run.profile.device)
+    model, _, _ = load_checkpoint(checkpoint_dir, torch_device)
+    return model, load_tokenizer(run.paths.tokenizer)
