@@ -96,3 +96,33 @@ def describe(device: torch.device) -> str:
     if device.type == "mps":
         return "mps (Apple GPU)"
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def matmul_ceiling_flops(device: torch.device | None = None, n: int = 1024, dtype: torch.dtype = torch.float32,
+                         repeats: int = 10) -> float:
+    """Measure the FLOP/s of a large square matmul here: the ceiling that model FLOP utilisation is
+    measured against. The median of ``repeats`` timings resists a briefly busy machine.
+
+    A product of two (n, n) matrices costs 2·n³ FLOPs (one multiply and one add per term).
+    """
+    import statistics
+    import time
+
+    device = device or torch.device("cpu")
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(2):  # warm up caches, thread pools and kernels
+        a @ b
+    sync()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        sync()
+        timings.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(timings)
