@@ -225,6 +225,9 @@ class MultiHeadAttention(nn.Module):
 
         start = 0 if cache is None else cache.layer_length(self.layer_idx)  # position of x[:, 0]
         if self.rope:
+            if self.rope_angles.dtype != torch.float32:
+                # The model was cast (e.g. .half()); angles up to max_len radians need float32.
+                self.rope_angles = rope_frequencies(self.head_dim, self.rope_angles.size(0), device=x.device)
             positions = torch.arange(start, start + T, device=x.device)  # (T,)
             q = apply_rope(q, positions, self.rope_angles)
             k = apply_rope(k, positions, self.rope_angles)

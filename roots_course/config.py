@@ -19,15 +19,16 @@ from typing import Any
 import yaml
 
 from roots_course._offline import PROJECT_ROOT
+from roots_course.data import CORPUS_KINDS as CORPUS_BUILDERS
 from roots_course.device import DEVICE_CHOICES
 from roots_course.errors import ConfigError
 from roots_course.model import GPTConfig
+from roots_course.tokenizer import TOKENIZER_KINDS
 from roots_course.train import TrainConfig
 
 CONFIG_PATH = PROJECT_ROOT / "_config.yml"
 DEFAULT_PROFILE = "cpu"
-CORPUS_KINDS = ("python_docs", "stdlib_source", "python_docs_and_source", "text", "hub", "grammar")
-TOKENIZER_KINDS = ("char", "bpe", "fast_bpe")
+CORPUS_KINDS = tuple(CORPUS_BUILDERS)
 
 
 @dataclass(frozen=True)

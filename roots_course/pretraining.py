@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from datasets import DatasetDict, concatenate_datasets, load_from_disk
+from datasets import DatasetDict, load_from_disk
 
 from roots_course import artifacts
 from roots_course.artifacts import ArtifactPaths
@@ -81,12 +81,8 @@ def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
     say(f"building the corpus ({spec['kind']}) into {folder}")
     if run.text_file is not None:
         corpus = text_file_corpus(run.text_file)
-    elif spec["kind"] == "python_docs_and_source":
-        parts = [load_corpus({**spec, "kind": kind}) for kind in ("python_docs", "stdlib_source")]
-        corpus = DatasetDict({split: concatenate_datasets([p[split] for p in parts])
-                              for split in ("train", "validation")})
     else:
-        corpus = load_corpus({k: v for k, v in spec.items() if v is not None})
+        corpus = load_corpus(spec)
     for split in ("train", "validation"):
         if sum(len(t) for t in corpus[split]["text"]) == 0:
             raise DataError(f"the {split} split of corpus {spec} is empty")

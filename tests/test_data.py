@@ -237,7 +237,7 @@ def test_load_corpus_dispatches_and_names_bad_specs(tmp_path):
 
     assert data.load_corpus(Spec(kind="text", path=str(path)))["train"].num_rows == 1
     assert data.load_corpus({"kind": "python_docs", "max_chars": 5_000})["validation"].num_rows
-    with pytest.raises(DataError, match="allowed kinds: grammar, hub, python_docs, stdlib_source, text"):
+    with pytest.raises(DataError, match="allowed kinds: grammar, hub, python_docs, python_docs_and_source, stdlib_source, text"):
         data.load_corpus({"kind": "wikipedia"})
     with pytest.raises(DataError, match="does not take colour"):
         data.load_corpus({"kind": "grammar", "n_stories": 5, "colour": "red"})
