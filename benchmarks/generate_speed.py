@@ -36,7 +36,7 @@ def main() -> None:
     set_threads(args.threads)
     device = pick_device(args.device)
     if args.checkpoint:
-        from roots_course.train import load_checkpoint
+        from roots_course.checkpoint import load_checkpoint
         model, _, _ = load_checkpoint(args.checkpoint, device)
     else:
         profile = load_profile(args.profile)

@@ -78,7 +78,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from roots_course.device import pick_device
     from roots_course.generate import beam_search, generate
     from roots_course.tokenizer import load_tokenizer
-    from roots_course.train import load_checkpoint
+    from roots_course.checkpoint import load_checkpoint
 
     device = pick_device(args.device)
     model, _, _ = load_checkpoint(args.checkpoint, device)

@@ -215,6 +215,11 @@ def _build(cls: type, mapping: Any, where: str) -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}
     _check_keys(mapping, fields, where)
     kwargs = {key: _check_type(value, hints[key], f"{where}.{key}") for key, value in mapping.items()}
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in kwargs]
+    if missing:
+        raise ConfigError(f"missing key {where}.{missing[0]}; required keys: {', '.join(required)}")
     obj = cls(**kwargs)
     try:
         obj.validate()

@@ -29,7 +29,8 @@ from roots_course.errors import DataError
 from roots_course.generate import generate
 from roots_course.model import GPT
 from roots_course.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
-from roots_course.train import TrainResult, load_checkpoint, train
+from roots_course.checkpoint import load_checkpoint
+from roots_course.train import TrainResult, train
 
 Say = Callable[[str], None]
 

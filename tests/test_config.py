@@ -1,0 +1,84 @@
+"""Profiles load into typed objects; anything unknown or out of range fails at once, naming the key."""
+
+import textwrap
+
+import pytest
+
+from roots_course.config import load_profile, profile_names
+from roots_course.errors import ConfigError
+
+
+def test_all_profiles_load():
+    assert profile_names() == ["smoke", "cpu", "gpu"]
+    for name in profile_names():
+        profile = load_profile(name)
+        assert profile.name == name
+        assert profile.train.steps > 0
+        model = profile.model_config(vocab_size=profile.tokenizer.vocab_size)
+        assert model.n_embd % model.n_head == 0
+        assert profile.artifacts_dir.name == name
+
+
+def test_profiles_grow_from_smoke_to_gpu():
+    sizes = [load_profile(n).model["n_embd"] * load_profile(n).model["n_layer"] for n in ("smoke", "cpu", "gpu")]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+
+
+def test_default_profile_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ROOTS_PROFILE", "smoke")
+    assert load_profile().name == "smoke"
+    monkeypatch.delenv("ROOTS_PROFILE")
+    assert load_profile().name == "cpu"
+
+
+def test_unknown_profile_names_the_allowed_ones():
+    with pytest.raises(ConfigError, match=r"unknown profile 'laptop'; allowed profiles: smoke, cpu, gpu"):
+        load_profile("laptop")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.steps", 0, r"steps"),
+    ("train.steps", -5, r"steps"),
+    ("train.steps", "many", r"profiles.smoke.train.steps must be int"),
+    ("train.optimizer", "lion", r"optimizer"),
+    ("model.n_head", 3, r"n_head"),
+    ("model.position", "spiral", r"position"),
+    ("model.width", 64, r"unknown key profiles.smoke.model.width; allowed keys: .*n_embd"),
+    ("tokenizer.kind", "wordpiece", r"tokenizer.kind must be one of char, bpe, fast_bpe"),
+    ("corpus.kind", "web", r"corpus.kind must be one of"),
+    ("device", "tpu", r"device must be one of auto, cpu, cuda, mps"),
+    ("threads", 0, r"threads must be a positive integer"),
+    ("colour", "red", r"unknown key profiles.smoke.colour"),
+])
+def test_bad_values_name_the_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_profile("smoke", overrides={key: value})
+
+
+def test_overrides_apply():
+    profile = load_profile("smoke", overrides={"train.steps": 7, "model.n_layer": 1})
+    assert profile.train.steps == 7 and profile.model["n_layer"] == 1
+
+
+def test_broken_file_is_named(tmp_path):
+    bad = tmp_path / "_config.yml"
+    bad.write_text("profiles: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_profile("smoke", path=bad)
+    bad.write_text(textwrap.dedent("""
+        profiles:
+          tiny:
+            train: {steps: 5}
+    """))
+    with pytest.raises(ConfigError, match="missing key profiles.tiny.model.block_size"):
+        load_profile("tiny", path=bad)
+    bad.write_text(textwrap.dedent("""
+        profiles:
+          tiny:
+            model: {n_layer: 1, n_head: 1, n_embd: 8, block_size: 8}
+            train: {steps: 5}
+    """))
+    profile = load_profile("tiny", path=bad)
+    assert profile.train.steps == 5 and profile.seed == 1337
+    with pytest.raises(ConfigError, match="configuration not found"):
+        load_profile("smoke", path=tmp_path / "missing.yml")
