@@ -64,6 +64,39 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class RepresentationConfig:
+    """Sizes of chapter 1's side experiments (the ``representation:`` section of a profile)."""
+
+    bpe_slice_chars: int = 200_000            # the from-scratch BPE trains on this much text
+    vocab_sizes: tuple[int, ...] = (260, 512, 1024, 2048)   # vocabulary size vs sequence length
+    demo_steps: int = 200                     # a short training run when no checkpoint exists yet
+
+    def validate(self) -> None:
+        if self.bpe_slice_chars <= 0 or self.demo_steps <= 0:
+            raise ConfigError("bpe_slice_chars and demo_steps must be positive integers")
+        if not self.vocab_sizes or any(v < 257 for v in self.vocab_sizes):
+            raise ConfigError(f"vocab_sizes must be a non-empty list of sizes of at least 257, got {self.vocab_sizes}")
+
+
+@dataclass(frozen=True)
+class OptimizationConfig:
+    """Sizes of chapter 2's side experiments (the ``optimization:`` section of a profile)."""
+
+    compare_steps: int = 150                  # each optimizer / learning rate in the comparisons
+    floor_stories: int = 2000                 # the grammar corpus of known entropy
+    floor_steps: int = 300
+    scaling_widths: tuple[int, ...] = (32, 64)   # model widths of the scaling study
+    scaling_steps: int = 200
+
+    def validate(self) -> None:
+        for name in ("compare_steps", "floor_stories", "floor_steps", "scaling_steps"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if len(self.scaling_widths) < 2:
+            raise ConfigError(f"scaling_widths needs at least two sizes, got {self.scaling_widths}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one profile fixes: data, tokenizer, model shape, training budget, machine."""
 
@@ -75,6 +108,8 @@ class Profile:
     tokenizer: TokenizerConfig
     model: dict[str, Any]            # GPTConfig fields except vocab_size (the tokenizer decides it)
     train: TrainConfig
+    representation: RepresentationConfig = RepresentationConfig()
+    optimization: OptimizationConfig = OptimizationConfig()
     paths: dict[str, Path] = field(default_factory=dict)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
@@ -87,6 +122,8 @@ class Profile:
             "name": self.name, "seed": self.seed, "device": self.device, "threads": self.threads,
             "corpus": dataclasses.asdict(self.corpus), "tokenizer": dataclasses.asdict(self.tokenizer),
             "model": dict(self.model), "train": dataclasses.asdict(self.train),
+            "representation": dataclasses.asdict(self.representation),
+            "optimization": dataclasses.asdict(self.optimization),
         }
 
     @property
@@ -121,7 +158,8 @@ def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
         _set_dotted(settings, dotted, value, profile=name)
 
     where = f"profiles.{name}"
-    _check_keys(settings, {"seed", "device", "threads", "corpus", "tokenizer", "model", "train"}, where)
+    _check_keys(settings, {"seed", "device", "threads", "corpus", "tokenizer", "model", "train",
+                           "representation", "optimization"}, where)
     seed = _check_type(settings.get("seed", 1337), int, f"{where}.seed")
     if seed < 0:
         raise ConfigError(f"{where}.seed must be a non-negative integer, got {seed}")
@@ -140,13 +178,17 @@ def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
     _build(GPTConfig, {"vocab_size": max(tokenizer.vocab_size, 2), **model}, f"{where}.model")
     train = _build(TrainConfig, {"seed": seed, **settings.get("train", {})}, f"{where}.train")
 
+    representation = _build(RepresentationConfig, settings.get("representation", {}), f"{where}.representation")
+    optimization = _build(OptimizationConfig, settings.get("optimization", {}), f"{where}.optimization")
+
     root = Path(path).resolve().parent
     raw_paths = raw.get("paths", {})
     paths = {key: root / str(raw_paths.get(key, key)) for key in ("artifacts", "notebooks", "book")}
     if os.environ.get("ROOTS_ARTIFACTS_DIR"):
         paths["artifacts"] = Path(os.environ["ROOTS_ARTIFACTS_DIR"])
     return Profile(name=name, seed=seed, device=device, threads=threads, corpus=corpus,
-                   tokenizer=tokenizer, model=model, train=train, paths=paths)
+                   tokenizer=tokenizer, model=model, train=train, representation=representation,
+                   optimization=optimization, paths=paths)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -202,7 +244,14 @@ def _check_type(value: Any, expected: Any, where: str) -> Any:
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if origin is tuple and isinstance(value, (list, tuple)):
-            return tuple(float(v) if isinstance(v, int) else v for v in value)
+            item_types = [t for t in typing.get_args(option) if t is not Ellipsis] or [Any]
+            try:
+                return tuple(_check_type(v, item_types[min(i, len(item_types) - 1)], f"{where}[{i}]")
+                             for i, v in enumerate(value))
+            except ConfigError:
+                continue
+        if option is Any:
+            return value
         if origin in (str, bool) and isinstance(value, origin):
             return value
     names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)

@@ -126,7 +126,7 @@ def _dataset_dict(train: Sequence[Row], val: Sequence[Row], sort: bool = True) -
 
 # ---- on-disk cache of extracted corpora ------------------------------------------------------------
 @contextmanager
-def _quiet_datasets() -> Iterator[None]:
+def quiet_datasets() -> Iterator[None]:
     """Silence `datasets` progress bars (they clutter logs under papermill), then restore them."""
     was_disabled = datasets.utils.are_progress_bars_disabled()
     datasets.utils.disable_progress_bars()
@@ -142,7 +142,7 @@ def _cached(cache_dir: Path | str | None, key: str, build: Callable[[], DatasetD
     if cache_dir is None:
         return build()
     path = Path(cache_dir) / key
-    with _quiet_datasets():
+    with quiet_datasets():
         if (path / "dataset_dict.json").is_file():
             try:
                 return DatasetDict.load_from_disk(str(path))

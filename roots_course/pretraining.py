@@ -23,7 +23,7 @@ from datasets import DatasetDict, load_from_disk
 from roots_course import artifacts
 from roots_course.artifacts import ArtifactPaths
 from roots_course.config import Profile
-from roots_course.data import corpus_text, load_corpus, text_file_corpus
+from roots_course.data import corpus_text, load_corpus, quiet_datasets, text_file_corpus
 from roots_course.device import configure_backends, describe, pick_device, seed_everything, set_threads
 from roots_course.errors import DataError
 from roots_course.generate import generate
@@ -91,7 +91,8 @@ def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
     if tmp.exists():
         import shutil
         shutil.rmtree(tmp)
-    corpus.save_to_disk(str(tmp / "data"))
+    with quiet_datasets():
+        corpus.save_to_disk(str(tmp / "data"))
     artifacts.atomic_write_json(tmp / "spec.json", spec)
     _replace_dir(tmp, folder)
     return load_from_disk(str(folder / "data"))

@@ -432,15 +432,17 @@ def _format_row(row: dict[str, Any], total: int, short: bool = False) -> str:
     return " | ".join(parts)
 
 
-def _quiet_environment() -> bool:
+def quiet_environment() -> bool:
+    """True under CI and the pipeline (which sets PAPERMILL=1) or when ROOTS_QUIET is set:
+    progress bars then give way to one log line every few steps."""
     return any(os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no")
-               for var in ("CI", "PAPERMILL"))
+               for var in ("CI", "PAPERMILL", "ROOTS_QUIET"))
 
 
 def _progress_bar(progress: bool | None, total: int, initial: int):
     """A tqdm bar when asked for (or, with None, when interactive); None means line logs."""
     if progress is None:
-        progress = not _quiet_environment() and ("ipykernel" in sys.modules or sys.stderr.isatty())
+        progress = not quiet_environment() and ("ipykernel" in sys.modules or sys.stderr.isatty())
     if not progress:
         return None
     from tqdm.auto import tqdm
