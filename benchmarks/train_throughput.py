@@ -1,0 +1,127 @@
+"""Training throughput of roots_course.train, printed as JSON.
+
+    python benchmarks/train_throughput.py [--configs reference cpu large] [--steps 30] [--threads 2]
+
+For each named config it runs the course's own ``train()`` (no validation, one history row per step)
+and reports the median over steps after a warm-up of: ms/iter, tokens/s, achieved GFLOP/s (from
+``GPT.flops_per_token``: 6·N + 12·L·C·T) and that as a fraction of a matmul ceiling measured here, at
+the same thread count, just before. It then profiles one training step by phase (data, forward,
+backward, optimizer) with the same components, so one can see where the time goes.
+
+Named configs: ``reference`` is the CPU recipe most small-GPT courses publish (4 layers, 4 heads,
+width 128, context 64, batch 12, a 65-character vocabulary); ``cpu``/``smoke``/``gpu`` are the course
+profiles' models; ``large`` is 6 layers, 6 heads, width 384, context 256, batch 64, vocabulary 65.
+Token ids are random: the speed of a step does not depend on which tokens it sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from roots_course.config import load_profile
+from roots_course.device import describe, matmul_ceiling_flops, pick_device, set_threads
+from roots_course.model import GPT, GPTConfig
+from roots_course.train import TrainConfig, get_batch, make_optimizer, train
+
+NAMED = {
+    "reference": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12),
+    "large": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 64),
+}
+
+
+def resolve(name: str) -> tuple[GPTConfig, int]:
+    if name in NAMED:
+        fields, batch = NAMED[name]
+        return GPTConfig(**fields), batch
+    profile = load_profile(name)
+    return profile.model_config(profile.tokenizer.vocab_size), profile.train.batch_size
+
+
+def measure(name: str, steps: int, warmup: int, device: torch.device, ceiling: float) -> dict:
+    config, batch = resolve(name)
+    torch.manual_seed(0)
+    model = GPT(config).to(device)
+    tokens = torch.randint(0, config.vocab_size, (200_000,))
+    cfg = TrainConfig(steps=warmup + steps, batch_size=batch, lr=1e-3, min_lr=1e-4, warmup_steps=2,
+                      weight_decay=0.1, grad_clip=1.0, grad_accum=1, eval_every=0, eval_batches=1,
+                      log_every=1, seed=0)
+    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON alone
+        result = train(model, tokens, None, cfg, device, progress=False)
+    per_step = [r["tokens_per_s"] for r in result.history[warmup:]]
+    tokens_per_s = statistics.median(per_step)
+    step_tokens = batch * config.block_size
+    flops = model.flops_per_token() * tokens_per_s
+    return {
+        "config": name,
+        "model": dataclasses.asdict(config),
+        "batch_size": batch,
+        "parameters": model.num_parameters(),
+        "steps_timed": len(per_step),
+        "ms_per_iter": round(1000 * step_tokens / tokens_per_s, 2),
+        "tokens_per_s": round(tokens_per_s, 1),
+        "achieved_gflops": round(flops / 1e9, 2),
+        "fraction_of_matmul_ceiling": round(flops / ceiling, 3),
+        "data_fraction_of_step": round(result.data_fraction, 4),
+        "phases_ms": profile_step(model, tokens, cfg, device),
+    }
+
+
+def profile_step(model: GPT, tokens: torch.Tensor, cfg: TrainConfig, device: torch.device,
+                 repeats: int = 5) -> dict[str, float]:
+    """Median milliseconds of each phase of one training step, timed separately."""
+    optimizer = make_optimizer(model, cfg, device)
+    generator = torch.Generator().manual_seed(0)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    phases: dict[str, list[float]] = {"data": [], "forward": [], "backward": [], "optimizer": []}
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        x, y = get_batch(tokens, cfg.batch_size, model.config.block_size, generator, device)
+        sync(); t1 = time.perf_counter()
+        _, loss = model(x, y)
+        sync(); t2 = time.perf_counter()
+        loss.backward()
+        sync(); t3 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync(); t4 = time.perf_counter()
+        for key, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            phases[key].append(dt * 1000)
+    return {k: round(statistics.median(v[1:]), 2) for k, v in phases.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", nargs="+", default=["reference", "cpu"],
+                        help="names from: reference, large, smoke, cpu, gpu")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per config")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    threads = set_threads(args.threads)
+    device = pick_device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    ceiling = matmul_ceiling_flops(device, n=4096 if device.type == "cuda" else 1024, dtype=dtype)
+    results = [measure(name, args.steps, args.warmup, device, ceiling) for name in args.configs]
+    print(json.dumps({
+        "benchmark": "train_throughput",
+        "device": describe(device),
+        "threads": threads,
+        "matmul_ceiling_gflops": round(ceiling / 1e9, 1),
+        "ceiling_dtype": str(dtype).replace("torch.", ""),
+        "results": results,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
