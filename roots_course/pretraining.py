@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,6 @@ def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
             raise DataError(f"the {split} split of corpus {spec} is empty")
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
-        import shutil
         shutil.rmtree(tmp)
     with quiet_datasets():
         corpus.save_to_disk(str(tmp / "data"))
@@ -100,7 +100,6 @@ def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
 
 def _replace_dir(new: Path, target: Path) -> None:
     """Put folder ``new`` in place of ``target`` with renames only, so no half-built folder is seen."""
-    import shutil
     old = target.with_name(target.name + ".old")
     if old.exists():
         shutil.rmtree(old)
@@ -151,8 +150,17 @@ def prepare_data(run: Run, say: Say = print) -> tuple[Tokenizer, torch.Tensor, t
 
 def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, device: str | None = None,
              checkpoint_name: str = "pretrained", progress: bool | None = None, say: Say = print,
-             callback: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train the profile's GPT from scratch and save it; return a JSON-able summary of the run."""
+             callback: Callable[[int, dict[str, Any]], None] | None = None, peak_flops: float | None = None,
+             sample_prompt: str | None = None, sample_tokens: int = 48) -> dict[str, Any]:
+    """Train the profile's GPT from scratch and save it; return a JSON-able summary of the run.
+
+    The summary holds the training ``history`` (one row per log step, see ``train``). With
+    ``peak_flops`` (e.g. from ``device.matmul_ceiling_flops``) every row and the summary report the
+    model FLOP utilisation ``mfu``. With ``sample_prompt``, each validation row also gets a ``sample``:
+    ``sample_tokens`` tokens the model writes from that prompt at that point of training (drawn with
+    their own seeded generator, so sampling never changes the training run), before ``callback`` sees
+    the row.
+    """
     profile = run.profile
     train_config = profile.train if steps is None else dataclasses.replace(profile.train, steps=steps)
     train_config.validate()
@@ -168,8 +176,19 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     checkpoint_dir = run.paths.checkpoint(checkpoint_name)
     say(f"pretraining a {model.num_parameters() / 1e6:.2f} M-parameter GPT for {train_config.steps} steps "
         f"on {describe(torch_device)}")
+
+    def on_row(step: int, row: dict[str, Any]) -> None:
+        if sample_prompt is not None and row.get("val_loss") is not None:
+            new_ids = generate(model, tokenizer.encode(sample_prompt), max_new_tokens=sample_tokens,
+                               temperature=0.8, top_k=40, generator=torch.Generator().manual_seed(profile.seed))
+            row["sample"] = sample_prompt + tokenizer.decode(new_ids)
+        if callback is not None:
+            callback(step, row)
+
     result: TrainResult = train(model, train_ids, val_ids, train_config, torch_device,
-                                checkpoint_dir=checkpoint_dir, callback=callback, progress=progress)
+                                checkpoint_dir=checkpoint_dir, callback=on_row, progress=progress,
+                                peak_flops=peak_flops)
+    mfus = [row["mfu"] for row in result.history[1:] if row.get("mfu") is not None]
     prompt = "The "
     sample_ids = generate(model, tokenizer.encode(prompt), max_new_tokens=80, temperature=0.8, top_k=40,
                           generator=torch.Generator().manual_seed(profile.seed))
@@ -191,11 +210,16 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
         "checkpoint": str(checkpoint_dir),
         "sample_prompt": prompt,
         "sample": prompt + tokenizer.decode(sample_ids),
+        "flops_per_token": model.flops_per_token(),
+        "peak_flops": peak_flops,
+        "mfu": round(sum(mfus) / len(mfus), 5) if mfus else None,   # mean over rows, the first left out
+        "history": result.history,
     }
     artifacts.atomic_write_json(run.paths.metric(f"{checkpoint_name}_summary"), summary)
     artifacts.update_manifest(run.paths.manifest, checkpoint_name, artifacts.provenance(
         profile=profile.name, seed=profile.seed, device=describe(torch_device),
-        config_hash=artifacts.config_hash(profile.to_dict()), summary=summary))
+        config_hash=artifacts.config_hash(profile.to_dict()),
+        summary={k: v for k, v in summary.items() if k != "history"}))
     return summary
 
 
