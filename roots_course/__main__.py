@@ -3,6 +3,7 @@
     python -m roots_course doctor
     python -m roots_course train  --profile cpu [--text FILE] [--steps N] [--out DIR] [--threads N]
     python -m roots_course sample --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
+    python -m roots_course export --checkpoint DIR --out DIR [--tokenizer FILE]
 
 ``train`` prints progress lines, then a JSON summary as its last output.
 """
@@ -56,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--beam-width", type=_positive_int, default=None, help="beam search with this many beams")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="auto")
+
+    export = commands.add_parser("export", help="write a checkpoint as a Hugging Face transformers model folder")
+    export.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder written by train")
+    export.add_argument("--out", type=Path, required=True, help="the folder to write (config.json, model.safetensors, "
+                        "tokenizer.json, ...)")
+    export.add_argument("--tokenizer", type=Path, default=None,
+                        help="tokenizer.json (default: the one two folders above the checkpoint)")
     return parser
 
 
@@ -95,6 +103,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from roots_course.export import export_checkpoint
+
+    report = export_checkpoint(args.checkpoint, args.out, args.tokenizer)
+    print(json.dumps(asdict(report), indent=2, ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from roots_course.errors import RootsError
@@ -105,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             return doctor()
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_sample(args)
     except RootsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -211,7 +211,7 @@ class ArtifactPaths:
 # --- provenance -------------------------------------------------------------------------------
 
 TRACKED_PACKAGES = ("torch", "numpy", "datasets", "tokenizers", "safetensors", "matplotlib",
-                    "prefect", "papermill", "jupyter-book", "nbval", "jupyterlab", "tqdm")
+                    "prefect", "papermill", "jupyter-book", "nbval", "jupyterlab", "tqdm", "transformers")
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:

@@ -20,6 +20,7 @@ REQUIRED = {
     "pyyaml": ("yaml", None),
     "safetensors": ("safetensors", None),
     "tokenizers": ("tokenizers", "0.23"),
+    "transformers": ("transformers", "5."),
     "datasets": ("datasets", None),
     "matplotlib": ("matplotlib", None),
     "tqdm": ("tqdm", None),

@@ -18,3 +18,7 @@ class DataError(RootsError, ValueError):
 
 class CheckpointError(RootsError, ValueError):
     """A saved file is missing, truncated, altered, or does not match the model."""
+
+
+class ExportError(RootsError, ValueError):
+    """A model or tokenizer cannot be expressed exactly in another library's format."""
