@@ -1,6 +1,6 @@
 """Training throughput of roots_course.train, printed as JSON.
 
-    python benchmarks/train_throughput.py [--configs reference cpu large] [--steps 30] [--threads 2]
+    python benchmarks/train_throughput.py [--configs reference cpu large] [--steps 30] [--threads 2] [--compile]
 
 For each named config it runs the course's own ``train()`` (no validation, one history row per step)
 and reports the median over steps after a warm-up of: ms/iter, tokens/s, achieved GFLOP/s (from
@@ -12,6 +12,10 @@ Named configs: ``reference`` is the CPU recipe most small-GPT courses publish (4
 width 128, context 64, batch 12, a 65-character vocabulary); ``cpu``/``smoke``/``gpu`` are the course
 profiles' models; ``large`` is 6 layers, 6 heads, width 384, context 256, batch 64, vocabulary 65.
 Token ids are random: the speed of a step does not depend on which tokens it sees.
+
+``--compile`` trains through ``torch.compile`` (``TrainConfig.compile``); ``first_step_s`` then holds the
+compilation, and the median leaves it out. Compare a run with and without it, end to end: on a CPU the
+compile time is rarely won back by the course's short runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -27,7 +32,8 @@ import time
 import torch
 
 from roots_course.config import load_profile
-from roots_course.device import describe, matmul_ceiling_flops, pick_device, set_threads
+from roots_course.device import (autocast_context, configure_backends, describe, matmul_ceiling_flops,
+                                 pick_device, set_threads)
 from roots_course.model import GPT, GPTConfig
 from roots_course.train import TrainConfig, get_batch, make_optimizer, train
 
@@ -45,14 +51,15 @@ def resolve(name: str) -> tuple[GPTConfig, int]:
     return profile.model_config(profile.tokenizer.vocab_size), profile.train.batch_size
 
 
-def measure(name: str, steps: int, warmup: int, device: torch.device, ceiling: float) -> dict:
+def measure(name: str, steps: int, warmup: int, device: torch.device, ceiling: float,
+            compile: bool = False) -> dict:
     config, batch = resolve(name)
     torch.manual_seed(0)
     model = GPT(config).to(device)
     tokens = torch.randint(0, config.vocab_size, (200_000,))
     cfg = TrainConfig(steps=warmup + steps, batch_size=batch, lr=1e-3, min_lr=1e-4, warmup_steps=2,
                       weight_decay=0.1, grad_clip=1.0, grad_accum=1, eval_every=0, eval_batches=1,
-                      log_every=1, seed=0)
+                      log_every=1, seed=0, compile=compile)
     with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON alone
         result = train(model, tokens, None, cfg, device, progress=False)
     per_step = [r["tokens_per_s"] for r in result.history[warmup:]]
@@ -64,6 +71,9 @@ def measure(name: str, steps: int, warmup: int, device: torch.device, ceiling: f
         "model": dataclasses.asdict(config),
         "batch_size": batch,
         "parameters": model.num_parameters(),
+        "compiled": compile,
+        "first_step_s": round(result.history[0]["elapsed_s"], 3),
+        "train_wall_s": round(result.wall_s, 2),
         "steps_timed": len(per_step),
         "ms_per_iter": round(1000 * step_tokens / tokens_per_s, 2),
         "tokens_per_s": round(tokens_per_s, 1),
@@ -85,7 +95,8 @@ def profile_step(model: GPT, tokens: torch.Tensor, cfg: TrainConfig, device: tor
         t0 = time.perf_counter()
         x, y = get_batch(tokens, cfg.batch_size, model.config.block_size, generator, device)
         sync(); t1 = time.perf_counter()
-        _, loss = model(x, y)
+        with autocast_context(device):        # bf16 on CUDA, as in train()
+            _, loss = model(x, y)
         sync(); t2 = time.perf_counter()
         loss.backward()
         sync(); t3 = time.perf_counter()
@@ -106,19 +117,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="train through torch.compile")
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
     device = pick_device(args.device)
+    configure_backends(device)            # TF32 on CUDA, as pretrain() sets it
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     ceiling = matmul_ceiling_flops(device, n=4096 if device.type == "cuda" else 1024, dtype=dtype)
-    results = [measure(name, args.steps, args.warmup, device, ceiling) for name in args.configs]
+    load_before = os.getloadavg()
+    results = [measure(name, args.steps, args.warmup, device, ceiling, args.compile) for name in args.configs]
     print(json.dumps({
         "benchmark": "train_throughput",
         "device": describe(device),
         "threads": threads,
         "matmul_ceiling_gflops": round(ceiling / 1e9, 1),
         "ceiling_dtype": str(dtype).replace("torch.", ""),
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
         "results": results,
     }, indent=2))
 

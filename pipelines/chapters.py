@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # chapter number -> the chapters it reads artifacts from
-DEPENDS_ON: dict[int, tuple[int, ...]] = {1: (), 2: (1,), 3: (2,), 4: (2,), 5: (3, 4)}
+DEPENDS_ON: dict[int, tuple[int, ...]] = {1: (), 2: (1,), 3: (2,), 4: (2,), 5: (3, 4),
+                                      6: (2,)}  # 6: the appendix that exports the pretrained model
 
 # the sub-flows and the chapters each one runs
 GROUPS: dict[str, tuple[int, ...]] = {"pretrain": (1, 2), "finetune": (4,), "evaluate": (3, 5)}

@@ -1,7 +1,8 @@
 """The command line of the course library.
 
     python -m roots_course doctor
-    python -m roots_course train  --profile cpu [--text FILE] [--steps N] [--out DIR] [--threads N]
+    python -m roots_course train  --profile cpu [--text FILE] [--steps N] [--out DIR] [--threads N] [--compile]
+    torchrun --nproc_per_node 2 -m roots_course train --profile smoke ...    (data-parallel, see distributed.py)
     python -m roots_course sample --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
     python -m roots_course export --checkpoint DIR --out DIR [--tokenizer FILE]
 
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=None, help="artifact folder (default: artifacts/<profile>)")
     train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     train.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: the profile's)")
+    train.add_argument("--compile", action="store_true", default=None,
+                       help="torch.compile the training step (default: the profile's train.compile)")
 
     sample = commands.add_parser("sample", help="continue a prompt with a trained checkpoint")
     sample.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder written by train")
@@ -68,15 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from roots_course import distributed
     from roots_course.config import load_profile
     from roots_course.pretraining import Run, pretrain
 
-    overrides = {"tokenizer.kind": args.tokenizer} if args.tokenizer else None
-    profile = load_profile(args.profile, overrides=overrides)
+    overrides = {"tokenizer.kind": args.tokenizer} if args.tokenizer else {}
+    if args.compile:
+        overrides["train.compile"] = True
+    profile = load_profile(args.profile, overrides=overrides or None)
     run = Run.for_profile(profile, out=args.out, text_file=args.text)
-    summary = pretrain(run, steps=args.steps, threads=args.threads, device=args.device,
-                       say=lambda line: print(line, flush=True))
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    # Under torchrun this joins the process group (one process per GPU or CPU slice); else a no-op.
+    with distributed.distributed_session(args.device or profile.device) as device:
+        summary = pretrain(run, steps=args.steps, threads=args.threads, device=str(device),
+                           say=lambda line: print(line, flush=True))
+        if distributed.is_main():
+            print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -87,13 +87,124 @@ class OptimizationConfig:
     floor_steps: int = 300
     scaling_widths: tuple[int, ...] = (32, 64)   # model widths of the scaling study
     scaling_steps: int = 200
+    compare_n_embd: int | None = None         # width of the model of the comparisons (None: the profile's)
+    compare_n_layer: int | None = None        # its depth (None: the profile's)
+    floor_n_embd: int = 64                    # the character-level model trained on the grammar corpus
+    floor_n_layer: int = 2
+    floor_block_size: int = 128               # characters of context: about half a story
+    floor_lr: float = 0.01                    # peak learning rate of that model
+    scaling_n_layer: int = 2                  # depth of every model of the scaling study
+    finetune_steps: int = 30                  # continued training of the pretrained model on a few texts
 
     def validate(self) -> None:
-        for name in ("compare_steps", "floor_stories", "floor_steps", "scaling_steps"):
+        for name in ("compare_steps", "floor_stories", "floor_steps", "scaling_steps", "floor_n_embd",
+                     "floor_n_layer", "floor_block_size", "scaling_n_layer", "finetune_steps"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("compare_n_embd", "compare_n_layer"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer or null, got {getattr(self, name)}")
+        if not 0 < self.floor_lr < 1:
+            raise ConfigError(f"floor_lr must be a number between 0 and 1, got {self.floor_lr}")
+        if any(w <= 0 for w in self.scaling_widths):
+            raise ConfigError(f"scaling_widths must be positive integers, got {self.scaling_widths}")
         if len(self.scaling_widths) < 2:
             raise ConfigError(f"scaling_widths needs at least two sizes, got {self.scaling_widths}")
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """Sizes of chapter 4's experiments (the ``tasks:`` section of a profile)."""
+
+    n_train: int = 400                        # training examples per task (at most; QA has as many as its entities)
+    n_test: int = 60                          # held-out test examples per task
+    qa_modules: int = 10                      # standard-library modules in the question-answering knowledge base
+    shots: int = 3                            # demonstrations per few-shot prompt (fewer when the window is full)
+    batch_size: int = 16                      # prompt-answer pairs per fine-tuning step
+    finetune_steps: int = 150                 # full fine-tuning and LoRA, per task
+    finetune_lr: float = 1e-3                 # peak learning rate of full fine-tuning
+    lora_rank: int = 4                        # r: the rank of each low-rank update
+    lora_alpha: float = 8.0                   # the update is scaled by alpha / r
+    lora_lr: float = 5e-3                     # LoRA trains few parameters from zero: a larger step
+    instruct_steps: int = 300                 # the one model trained on all tasks at once
+    classify_steps: int = 150                 # the classification head
+    bootstrap_samples: int = 1000             # resamples per confidence interval
+
+    def validate(self) -> None:
+        for name in ("n_train", "n_test", "qa_modules", "batch_size", "finetune_steps", "lora_rank",
+                     "instruct_steps", "classify_steps", "bootstrap_samples"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.shots < 0:
+            raise ConfigError(f"shots must be a non-negative integer, got {self.shots}")
+        if self.qa_modules < 2:
+            raise ConfigError(f"qa_modules needs at least two modules to choose from, got {self.qa_modules}")
+        for name in ("finetune_lr", "lora_lr"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a number between 0 and 1, got {getattr(self, name)}")
+        if self.lora_alpha <= 0:
+            raise ConfigError(f"lora_alpha must be a positive number, got {self.lora_alpha}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Sizes of chapter 3's measurements (the ``output:`` section of a profile)."""
+
+    max_new_tokens: int = 32                  # tokens every decoding strategy writes per prompt
+    prose_prompts: int = 8                    # held-out documents whose first words are prompts
+    prompt_words: int = 4                     # words in each prose prompt
+    rounds: int = 2                           # continuations per prompt of each sampling strategy
+    top_k: int = 40
+    top_p: float = 0.9
+    beam_width: int = 4
+    repetition_penalty: float = 1.3
+    entropy_positions: int = 256              # validation positions of the temperature study
+    kv_points: int = 4                        # generation lengths of the KV-cache timing
+    kv_repeats: int = 3                       # timings per point; the fastest is kept
+    kv_demo_n_layer: int = 4                  # a larger untrained model timed the same way (shape sets speed)
+    kv_demo_n_embd: int = 128
+    kv_demo_block_size: int | None = 256      # null: no larger model
+    eval_chars: int | None = None             # characters of each text in the domain comparison (null: all)
+
+    def validate(self) -> None:
+        for name in ("max_new_tokens", "prose_prompts", "prompt_words", "rounds", "top_k", "beam_width",
+                     "entropy_positions", "kv_points", "kv_repeats", "kv_demo_n_layer", "kv_demo_n_embd"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("kv_demo_block_size", "eval_chars"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer or null, got {getattr(self, name)}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise ConfigError(f"repetition_penalty must be a positive number, got {self.repetition_penalty}")
+
+
+@dataclass(frozen=True)
+class SocietyConfig:
+    """Sizes of chapter 5's measurements (the ``society:`` section of a profile)."""
+
+    ngram_sizes: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)   # n of the verbatim-overlap index
+    samples: int = 64                         # texts the model writes for the overlap measurement
+    sample_prompt_tokens: int = 8             # each starts from this many tokens of a validation document
+    sample_tokens: int = 48                   # and writes this many (prompt + these must fit the window)
+    extraction_prompts: int = 200             # prompts from each split for the extraction test
+    extraction_prompt_tokens: int = 32        # tokens of document before the continuation
+    extraction_tokens: int = 16               # tokens the model must reproduce
+    membership_windows: int = 256             # windows of each split scored for membership inference
+    api_modules: int = 30                     # standard-library modules asked about (fabricated APIs)
+    top_k: int = 40                           # the sampled texts: top-k at temperature 0.8, as in chapter 2
+    temperature: float = 0.8
+
+    def validate(self) -> None:
+        for name in ("samples", "sample_prompt_tokens", "sample_tokens", "extraction_prompts",
+                     "extraction_prompt_tokens", "extraction_tokens", "membership_windows", "api_modules", "top_k"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not self.ngram_sizes or any(n <= 0 for n in self.ngram_sizes):
+            raise ConfigError(f"ngram_sizes must be a non-empty list of positive integers, got {self.ngram_sizes}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be a positive number, got {self.temperature}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +221,9 @@ class Profile:
     train: TrainConfig
     representation: RepresentationConfig = RepresentationConfig()
     optimization: OptimizationConfig = OptimizationConfig()
+    tasks: TasksConfig = TasksConfig()
+    output: OutputConfig = OutputConfig()
+    society: SocietyConfig = SocietyConfig()
     paths: dict[str, Path] = field(default_factory=dict)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
@@ -124,6 +238,9 @@ class Profile:
             "model": dict(self.model), "train": dataclasses.asdict(self.train),
             "representation": dataclasses.asdict(self.representation),
             "optimization": dataclasses.asdict(self.optimization),
+            "tasks": dataclasses.asdict(self.tasks),
+            "output": dataclasses.asdict(self.output),
+            "society": dataclasses.asdict(self.society),
         }
 
     @property
@@ -159,7 +276,7 @@ def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
 
     where = f"profiles.{name}"
     _check_keys(settings, {"seed", "device", "threads", "corpus", "tokenizer", "model", "train",
-                           "representation", "optimization"}, where)
+                           "representation", "optimization", "tasks", "output", "society"}, where)
     seed = _check_type(settings.get("seed", 1337), int, f"{where}.seed")
     if seed < 0:
         raise ConfigError(f"{where}.seed must be a non-negative integer, got {seed}")
@@ -180,6 +297,9 @@ def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
 
     representation = _build(RepresentationConfig, settings.get("representation", {}), f"{where}.representation")
     optimization = _build(OptimizationConfig, settings.get("optimization", {}), f"{where}.optimization")
+    tasks = _build(TasksConfig, settings.get("tasks", {}), f"{where}.tasks")
+    output = _build(OutputConfig, settings.get("output", {}), f"{where}.output")
+    society = _build(SocietyConfig, settings.get("society", {}), f"{where}.society")
 
     root = Path(path).resolve().parent
     raw_paths = raw.get("paths", {})
@@ -188,7 +308,7 @@ def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
         paths["artifacts"] = Path(os.environ["ROOTS_ARTIFACTS_DIR"])
     return Profile(name=name, seed=seed, device=device, threads=threads, corpus=corpus,
                    tokenizer=tokenizer, model=model, train=train, representation=representation,
-                   optimization=optimization, paths=paths)
+                   optimization=optimization, tasks=tasks, output=output, society=society, paths=paths)
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -58,10 +58,34 @@ def autocast_context(device: torch.device, enabled: bool = True) -> ContextManag
 
 
 def configure_backends(device: torch.device) -> None:
-    """Let matmuls use TF32 tensor cores on CUDA (about 3 decimal digits, ample for training)."""
-    if device.type == "cuda":
+    """Let matmuls use TF32 tensor cores on CUDA (about 3 decimal digits, ample for training), and keep
+    the flash kernel of scaled-dot-product attention allowed (torch's default; the model's fused
+    attention calls it with ``is_causal=True`` and no mask, which is what flash needs). The CPU is
+    left as it is."""
+    if torch.device(device).type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.enable_flash_sdp(True)
+
+
+def backend_settings(device: torch.device) -> dict[str, object]:
+    """What the fast paths are set to, for a report: TF32, the SDPA kernels allowed, autocast dtype.
+
+    Flash attention on CUDA needs fp16/bf16 inputs (bf16 autocast gives them), a head size that is a
+    multiple of 8 up to 256, and ``is_causal`` rather than an explicit mask.
+    """
+    device = torch.device(device)
+    dtype = autocast_dtype(device) if device.type == "cuda" and torch.cuda.is_available() else None
+    return {
+        "device": device.type,
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "flash_sdp_enabled": bool(torch.backends.cuda.flash_sdp_enabled()),
+        "mem_efficient_sdp_enabled": bool(torch.backends.cuda.mem_efficient_sdp_enabled()),
+        "math_sdp_enabled": bool(torch.backends.cuda.math_sdp_enabled()),
+        "autocast_dtype": None if dtype is None else str(dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def seed_everything(seed: int) -> torch.Generator:

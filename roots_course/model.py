@@ -178,8 +178,21 @@ class GPT(nn.Module):
         new tokens, and their positions start at cache.length.
         return_attention=True returns a third item: per layer, the weights (B, H, T, S).
         """
-        c = self.config
         B, T = idx.shape
+        x, maps = self._trunk(idx, cache, return_attention)  # (B, T, C)
+        logits = self.lm_head(x)  # (B, T, V)
+
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
+        if return_attention:
+            return logits, loss, maps
+        return logits, loss
+
+    def _trunk(self, idx: Tensor, cache: KVCache | None, return_attention: bool) -> tuple[Tensor, list]:
+        """Embeddings, positions, every block and the final LayerNorm: idx (B, T) -> (B, T, C)."""
+        c = self.config
+        T = idx.size(1)
         start = 0 if cache is None else cache.length  # position of idx[:, 0]
         if start + T > c.block_size:
             raise ConfigError(
@@ -198,14 +211,14 @@ class GPT(nn.Module):
         for block in self.blocks:
             x, weights = block(x, cache, return_attention)  # (B, T, C)
             maps.append(weights)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        return self.ln_f(x), maps  # (B, T, C)
 
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
-        if return_attention:
-            return logits, loss, maps
-        return logits, loss
+    def hidden_states(self, idx: Tensor) -> Tensor:
+        """The last layer's vectors, idx (B, T) -> (B, T, C): what lm_head turns into logits.
+
+        A classification head reads these instead of the next-token scores (roots_course.classify).
+        """
+        return self._trunk(idx, None, False)[0]
 
     # ---- counting ------------------------------------------------------------------------------
 

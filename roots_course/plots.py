@@ -202,12 +202,38 @@ def plot_attention_grid(maps, tokens, layers, title: str, max_heads: int = 6) ->
 
 # --- chapter 2: optimization ------------------------------------------------------------------------
 
+def _tick_text(v: float) -> str:
+    if v == 0 or 1e-3 <= abs(v) < 1e5:
+        return f"{v:g}"
+    exponent = int(f"{v:e}".split("e")[1])
+    mantissa = v / 10 ** exponent
+    return f"$10^{{{exponent}}}$" if abs(mantissa - 1) < 1e-9 else f"${mantissa:g}\\times10^{{{exponent}}}$"
+
+
+def readable_log_axis(axis, lo: float, hi: float) -> None:
+    """Tick labels a reader can take in on a log axis: a few plain numbers over a narrow range,
+    1-2-5 steps over a few decades, powers of ten over many; no labels on the minor ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    lo, hi = min(lo, hi), max(lo, hi)
+    axis.set_minor_formatter(NullFormatter())
+    if lo > 0 and hi / lo < 3:
+        axis.set_major_locator(MaxNLocator(6))
+    elif lo > 0 and hi / lo < 300:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    else:
+        axis.set_major_locator(LogLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _tick_text(v)))
+
+
 def draw_lines(ax, series, *, xlabel: str, ylabel: str, title: str | None = None, hlines=None,
                smooth_weight: float | None = None, logx: bool = False, logy: bool = False, markers: bool = False,
-               legend_title: str | None = None) -> None:
+               legend_title: str | None = None, highlight: str | None = None) -> None:
     """Draw curves on `ax`. series: name -> (xs, ys). With `smooth_weight` each curve is drawn faint as
     measured and bold as an exponential moving average (noisy per-step losses). hlines: name -> y,
-    dashed horizontal reference lines (baselines, floors, thresholds) named in the legend."""
+    dashed horizontal reference lines (baselines, floors, thresholds), each named at its left end; those
+    whose name contains `highlight` in red.
+    Log axes get plain tick labels (0.2, 0.5, 1, 2 rather than powers of ten)."""
     import math
 
     for k, (name, (xs, ys)) in enumerate(series.items()):
@@ -222,15 +248,19 @@ def draw_lines(ax, series, *, xlabel: str, ylabel: str, title: str | None = None
             ax.plot(xs, out, color=colour, linewidth=1.8, label=name)
         else:
             ax.plot(xs, ys, color=colour, linewidth=1.6, marker="o" if markers else None, markersize=4, label=name)
-    styles = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1)))
-    for k, (name, y) in enumerate((hlines or {}).items()):
-        ax.axhline(y, color="0.35", linestyle=styles[k % len(styles)], linewidth=1.1, label=name)
+    for name, y in (hlines or {}).items():   # reference lines: named where they start, not in the legend
+        colour = "C3" if highlight and highlight in name else "0.45"
+        ax.axhline(y, color=colour, linestyle="--", linewidth=1.0)
+        ax.annotate(name, xy=(0.01, y), xycoords=("axes fraction", "data"), xytext=(0, 2),
+                    textcoords="offset points", fontsize=8, color=colour if colour != "0.45" else "0.3", va="bottom")
     if logx:
         ax.set_xscale("log")
+        readable_log_axis(ax.xaxis, *ax.get_xlim())
     if logy:
         ax.set_yscale("log")
+        readable_log_axis(ax.yaxis, *ax.get_ylim())
     label(ax, xlabel, ylabel, title)
-    if series or hlines:
+    if series:
         ax.legend(fontsize=8, title=legend_title, title_fontsize=8)
 
 
@@ -263,7 +293,7 @@ def plot_scaling(runs, fit_params, fit_compute, frontier, title: str) -> Figure:
     import numpy as np
 
     fig, axes = new_figure(ncols=2, width=11.0, height=4.4)
-    left, right = axes[0], axes[1]
+    left, right = axes.ravel()
     n = np.array([r.parameters for r in runs], dtype=float)
     for k, r in enumerate(runs):
         left.scatter([r.parameters], [r.final_loss], color=f"C{k}", zorder=3, s=40, label=f"width {r.width}")
@@ -271,6 +301,8 @@ def plot_scaling(runs, fit_params, fit_compute, frontier, title: str) -> Figure:
     left.plot(grid, fit_params(grid), color="0.3", linestyle="--", label=f"fit: slope {fit_params.slope:.3f}")
     left.set_xscale("log")
     left.set_yscale("log")
+    readable_log_axis(left.xaxis, *left.get_xlim())
+    readable_log_axis(left.yaxis, *left.get_ylim())
     left.legend(fontsize=8)
     label(left, "non-embedding parameters N (log scale)", "final validation loss (nats/token, log scale)",
           "loss against model size")
@@ -286,6 +318,8 @@ def plot_scaling(runs, fit_params, fit_compute, frontier, title: str) -> Figure:
         right.plot(cgrid, fit_compute(cgrid), color="0.3", linestyle="--", label=f"fit: slope {fit_compute.slope:.3f}")
     right.set_xscale("log")
     right.set_yscale("log")
+    readable_log_axis(right.xaxis, *right.get_xlim())
+    readable_log_axis(right.yaxis, *right.get_ylim())
     right.legend(fontsize=8)
     label(right, "training compute C = 6·N·D (FLOPs, log scale)", "validation loss (nats/token, log scale)",
           "loss against compute")
@@ -294,6 +328,17 @@ def plot_scaling(runs, fit_params, fit_compute, frontier, title: str) -> Figure:
 
 
 # --- chapter 3: output ------------------------------------------------------------------------------
+
+def _plain_log_ticks(axis) -> None:
+    """Label a log-scaled axis with plain numbers (20, 50, 100) instead of 2×10¹, on minor ticks too."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))  # 20, 50, 200, 500 ...: readable, not crowded
+    axis.set_minor_formatter(plain)
+    axis.set_tick_params(which="minor", labelsize=8)
+
 
 def plot_next_token_probs(tokens, probs_by_temperature, title: str) -> Figure:
     """Grouped bars: the probability of each candidate next token (x) at each temperature (one colour each).
@@ -340,6 +385,7 @@ def plot_nucleus_sizes(sizes, top_p: float, top_k: int, title: str) -> Figure:
     ax.axvline(top_k, color="C1", linestyle="--", label=f"top-k: always {top_k} tokens")
     ax.set_xscale("log")
     ax.set_xlim(0.7 * min(sizes.min(), top_k), 1.4 * max(sizes.max(), top_k))
+    _plain_log_ticks(ax.xaxis)
     ax.legend(fontsize=9)
     label(ax, "tokens kept (log scale)", "positions (count)", title)
     return finish(fig)
@@ -374,6 +420,227 @@ def plot_kv_timing(curves, title: str) -> Figure:
         ax.plot(n, [r["tokens/s without cache"] for r in rows], marker="s", linestyle="--", color=f"C{k}",
                 label=f"{name}, without cache")
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=8)
     label(ax, "tokens generated (after a short prompt)", "generation speed (tokens/s, log scale)", title)
+    return finish(fig)
+
+
+# --- chapter 4: tasks -------------------------------------------------------------------------------
+
+def plot_task_scores(rows, title: str) -> Figure:
+    """Grouped bars, one group per task, one bar per method. Left: the headline score (a fraction of the
+    test examples) with its 95% bootstrap interval as an error bar. Right, when rows carry "answer_loss":
+    the loss on the reference answers (nats per token), which moves even where the score is stuck at 0.
+    rows: dicts with "task", "method", "metric", "value", "low", "high" (and optionally "answer_loss")."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    with_loss = all("answer_loss" in r for r in rows)
+    width = 0.8 / len(methods)
+    fig, axes = new_figure(ncols=2 if with_loss else 1, width=(13.0 if with_loss else 7.5), height=4.4)
+    axes = list(axes.ravel()) if with_loss else [axes]
+    metrics = {t: next(r["metric"] for r in rows if r["task"] == t) for t in tasks}
+    for panel, ax in enumerate(axes):
+        for k, method in enumerate(methods):
+            mine = {r["task"]: r for r in rows if r["method"] == method}
+            xs = [i + (k - (len(methods) - 1) / 2) * width for i, t in enumerate(tasks) if t in mine]
+            shown = [mine[t] for t in tasks if t in mine]
+            if panel == 0:
+                values = [r["value"] for r in shown]
+                errors = [[r["value"] - r["low"] for r in shown], [r["high"] - r["value"] for r in shown]]
+                ax.bar(xs, values, width, yerr=errors, capsize=2, color=f"C{k}", label=method)
+            else:
+                ax.bar(xs, [r["answer_loss"] for r in shown], width, color=f"C{k}", label=method)
+        if panel == 0:
+            ax.set_xticks(range(len(tasks)), [f"{t}\n({metrics[t]})" for t in tasks])
+            ax.set_ylim(0, 1.05)
+            ax.legend(fontsize=8, ncol=min(3, len(methods)), loc="upper left")
+            label(ax, "task (headline metric)", "score on the held-out test split (fraction, 95% CI)", "score")
+        else:
+            ax.set_xticks(range(len(tasks)), tasks)
+            label(ax, "task", "loss on the test answers (nats per token; lower is better)", "answer loss")
+    fig.suptitle(title)
+    return finish(fig)
+
+
+def plot_finetune_curves(curves, title: str) -> Figure:
+    """Training loss on answer tokens against step, one panel per task.
+
+    curves: {task: {method: (steps, losses)}}."""
+    tasks = list(curves)
+    fig, axes = new_figure(ncols=len(tasks), width=3.3 * len(tasks) + 0.6, height=3.4)
+    axes = list(axes.ravel()) if hasattr(axes, "ravel") else [axes]
+    for ax, task in zip(axes, tasks):
+        for k, (method, (steps, losses)) in enumerate(curves[task].items()):
+            ax.plot(steps, losses, marker=".", color=f"C{k + 2}", label=method)
+        ax.set_ylim(bottom=0)
+        label(ax, "optimizer step", "loss (nats per answer token)" if ax is axes[0] else "", task)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return finish(fig)
+
+
+# --- chapter 5: society -----------------------------------------------------------------------------
+
+def plot_overlap(curves, title: str, baseline: str | None = None) -> Figure:
+    """Verbatim overlap with the training split against n-gram length. curves: name -> {n: share};
+    the curve named `baseline` (held-out text) is drawn dashed black."""
+    fig, ax = new_figure()
+    for k, (name, points) in enumerate(curves.items()):
+        ns = sorted(points)
+        style = {"color": "black", "linestyle": "--"} if name == baseline else {"color": f"C{k}"}
+        ax.plot(ns, [points[n] for n in ns], marker="o", markersize=4, label=name, **style)
+    ax.set_xscale("log", base=2)
+    ticks = sorted({n for points in curves.values() for n in points})
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    label(ax, "n-gram length n (tokens, log scale)", "share of n-grams found in the training split", title)
+    return finish(fig)
+
+
+def plot_membership(member_losses, other_losses, fpr, tpr, auc_value: float, title: str,
+                    names: tuple[str, str] = ("training windows", "validation windows")) -> Figure:
+    """Left: histograms of per-window loss for the two splits. Right: the ROC curve of the score
+    −loss, with the chance diagonal and the area under the curve in the legend."""
+    import numpy as np
+
+    fig, axes = new_figure(ncols=2, width=10.5, height=4.0)
+    left, right = axes.ravel()
+    both = np.concatenate([np.asarray(member_losses), np.asarray(other_losses)])
+    bins = np.linspace(both.min(), both.max(), 30)
+    left.hist(member_losses, bins=bins, alpha=0.6, color="C0", label=names[0])
+    left.hist(other_losses, bins=bins, alpha=0.6, color="C1", label=names[1])
+    left.legend(fontsize=8)
+    label(left, "mean loss of the window (nats/token)", "windows (count)", "loss per window")
+    right.plot(fpr, tpr, color="C3", label=f"score = −loss (AUC {auc_value:.3f})")
+    right.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="chance (AUC 0.5)")
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 1)
+    right.legend(fontsize=8, loc="lower right")
+    label(right, "false-positive rate (validation windows called members)",
+          "true-positive rate (training windows found)", "ROC curve")
+    fig.suptitle(title)
+    return finish(fig)
+
+
+def plot_extraction(curves, title: str) -> Figure:
+    """Share of prompts whose greedy continuation reproduces the next S tokens exactly, against S.
+    curves: name -> (lengths, shares)."""
+    fig, ax = new_figure(height=3.6)
+    for k, (name, (lengths, rates)) in enumerate(curves.items()):
+        ax.plot(lengths, rates, marker="o", markersize=4, color=f"C{k}", label=name)
+    ax.set_xscale("log", base=2)
+    ticks = sorted({s for lengths, _ in curves.values() for s in lengths})
+    ax.set_xticks(ticks, [str(s) for s in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    label(ax, "continuation length S (tokens, log scale)", "share reproduced exactly", title)
+    return finish(fig)
+
+
+def plot_pronouns(corpus_counts, shares, title: str) -> Figure:
+    """Left: occurrences of each pronoun group in the training split (log scale; zero drawn as an empty
+    slot). Right: shares of the candidates (e.g. he, she, they) in the corpus and in the model's
+    probabilities. shares: measure -> {candidate: share}."""
+    import numpy as np
+
+    fig, axes = new_figure(ncols=2, width=10.5, height=4.0)
+    left, right = axes.ravel()
+    names = list(corpus_counts)
+    values = [corpus_counts[n] for n in names]
+    left.set_yscale("log")
+    bars = left.bar(range(len(names)), [v if v else float("nan") for v in values], color="C0")
+    left.bar_label(bars, [f"{v:,}" if v else "" for v in values], fontsize=8)
+    for k, v in enumerate(values):
+        if not v:
+            left.text(k, 0.8, "0", ha="center", va="bottom", fontsize=8)
+    left.set_xticks(range(len(names)), names)
+    left.set_xlim(-0.6, len(names) - 0.4)
+    left.set_ylim(0.7, max(values + [1]) * 3)
+    label(left, "pronoun group (all forms)", "occurrences in the training split (log scale)", "what the corpus holds")
+    candidates = list(next(iter(shares.values())))
+    x = np.arange(len(candidates))
+    width = 0.8 / len(shares)
+    for k, (measure, s) in enumerate(shares.items()):
+        heights = [s[c] for c in candidates]
+        b = right.bar(x + (k - (len(shares) - 1) / 2) * width, heights, width, color=f"C{k + 1}", label=measure)
+        right.bar_label(b, [f"{h:.2f}" for h in heights], fontsize=7)
+    right.set_xticks(x, candidates)
+    right.set_ylim(0, 1.08)
+    right.legend(fontsize=8, loc="upper left")
+    label(right, "candidate pronoun", "share among the candidates", "corpus against model")
+    fig.suptitle(title)
+    return finish(fig)
+
+
+def plot_cooccurrence(table, title: str) -> Figure:
+    """Sentences in which a role noun (rows) and a pronoun group (columns) occur together, annotated
+    with the counts; colour on a log scale. table: noun -> {group: count}."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    rows, cols = list(table), list(next(iter(table.values())))
+    data = np.array([[table[r][c] for c in cols] for r in rows], dtype=float)
+    fig, ax = new_figure(width=1.0 * len(cols) + 3.0, height=0.38 * len(rows) + 1.6)
+    shown = np.where(data > 0, data, np.nan)
+    image = ax.imshow(np.ma.masked_invalid(shown), cmap="viridis", aspect="auto",
+                      norm=LogNorm(vmin=1, vmax=max(2.0, float(np.nanmax(shown)) if np.isfinite(shown).any() else 2.0)))
+    for (i, j), v in np.ndenumerate(data):
+        ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=8, color="white" if v else "0.4")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="sentences (log scale; 0 left blank)", shrink=0.85)
+    label(ax, "pronoun group", "noun (singular or plural)", title)
+    return finish(fig)
+
+
+def plot_cost(ours, published, title: str) -> Figure:
+    """Three log-scale bar charts: training compute (FLOPs), energy (kWh) and emissions (kg CO2e), our runs
+    (blue) next to published large models (red). ours, published: name -> (FLOPs, kWh, kg CO2e), each
+    possibly None (no bar). Bars start at a common base two decades below the smallest value."""
+    import math
+
+    names = list(ours) + list(published)
+    fig, axes = new_figure(ncols=3, width=13.0, height=0.34 * len(names) + 2.2)
+    axes = axes.ravel()
+    panels = (("training compute (FLOPs, log scale)", "compute"), ("energy (kWh, log scale)", "energy"),
+              ("emissions (kg CO2e, log scale)", "emissions"))
+    for column, (ax, (xlabel, what)) in enumerate(zip(axes, panels)):
+        values = [(ours.get(n) or published.get(n))[column] for n in names]
+        shown = [v for v in values if v]
+        base = 10 ** (math.floor(math.log10(min(shown))) - 2) if shown else 1.0
+        for i, (n, v) in enumerate(zip(names, values)):
+            if v:
+                ax.barh(i, v - base, left=base, color="C0" if n in ours else "C3")
+                ax.text(v, i, f" {v:.2g}", va="center", fontsize=7)
+            else:
+                ax.text(base * 3, i, "not reported", va="center", fontsize=7, color="0.4")
+        ax.set_xscale("log")
+        ax.set_xlim(left=base)
+        ax.set_yticks(range(len(names)), names if column == 0 else [""] * len(names), fontsize=8)
+        ax.invert_yaxis()
+        label(ax, xlabel, "", what)
+    fig.suptitle(title + " (blue: the course's runs, estimated energy; red: published figures)")
+    return finish(fig)
+
+
+def plot_reliability(curves, title: str) -> Figure:
+    """Reliability diagram: share of answers right against the model's confidence, one line per model,
+    marker area by the number of answers in the bin; the diagonal is perfect calibration.
+    curves: name -> rows of fabrication.reliability."""
+    fig, ax = new_figure(width=5.8, height=4.6)
+    ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="calibrated")
+    for k, (name, rows) in enumerate(curves.items()):
+        pts = [r for r in rows if r["answers"]]
+        ax.plot([r["mean confidence"] for r in pts], [r["share right"] for r in pts], color=f"C{k}", label=name)
+        ax.scatter([r["mean confidence"] for r in pts], [r["share right"] for r in pts],
+                   s=[8 + 4 * r["answers"] for r in pts], color=f"C{k}", alpha=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8, loc="upper left")
+    label(ax, "confidence: the model's probability of its answer", "share of answers that are right", title)
     return finish(fig)

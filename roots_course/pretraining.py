@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from datasets import DatasetDict, load_from_disk
 
-from roots_course import artifacts
+from roots_course import artifacts, distributed
 from roots_course.artifacts import ArtifactPaths
 from roots_course.config import Profile
 from roots_course.data import corpus_text, load_corpus, quiet_datasets, text_file_corpus
@@ -160,16 +160,24 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     ``sample_tokens`` tokens the model writes from that prompt at that point of training (drawn with
     their own seeded generator, so sampling never changes the training run), before ``callback`` sees
     the row.
+
+    Under ``torchrun`` (see ``roots_course.distributed``) every process calls this: rank 0 builds the
+    data first while the others wait, all train data-parallel, and only rank 0 logs, writes the
+    checkpoint, summary and manifest; the other ranks return a short summary of their own.
     """
     profile = run.profile
     train_config = profile.train if steps is None else dataclasses.replace(profile.train, steps=steps)
     train_config.validate()
     set_threads(threads if threads is not None else profile.threads)
-    torch_device = pick_device(device or profile.device)
+    torch_device = distributed.init_distributed(device or profile.device)   # pick_device outside torchrun
+    world = distributed.world_size()
+    if not distributed.is_main():
+        say = _silent
     configure_backends(torch_device)
     started = time.perf_counter()
 
-    tokenizer, train_ids, val_ids = prepare_data(run, say)
+    with distributed.main_first():        # one process writes the corpus, tokenizer and tokens
+        tokenizer, train_ids, val_ids = prepare_data(run, say)
     seed_everything(profile.seed)
     model_config = profile.model_config(tokenizer.vocab_size)
     model = GPT(model_config).to(torch_device)
@@ -188,6 +196,9 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     result: TrainResult = train(model, train_ids, val_ids, train_config, torch_device,
                                 checkpoint_dir=checkpoint_dir, callback=on_row, progress=progress,
                                 peak_flops=peak_flops)
+    if not distributed.is_main():
+        return {"profile": profile.name, "rank": distributed.rank(), "world_size": world, "steps": result.steps,
+                "train_loss": result.final_train_loss, "val_loss": result.final_val_loss}
     mfus = [row["mfu"] for row in result.history[1:] if row.get("mfu") is not None]
     prompt = "The "
     sample_ids = generate(model, tokenizer.encode(prompt), max_new_tokens=80, temperature=0.8, top_k=40,
@@ -215,12 +226,18 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
         "mfu": round(sum(mfus) / len(mfus), 5) if mfus else None,   # mean over rows, the first left out
         "history": result.history,
     }
+    if world > 1:
+        summary["world_size"] = world           # processes that trained together; tokens_per_s is their sum
     artifacts.atomic_write_json(run.paths.metric(f"{checkpoint_name}_summary"), summary)
     artifacts.update_manifest(run.paths.manifest, checkpoint_name, artifacts.provenance(
         profile=profile.name, seed=profile.seed, device=describe(torch_device),
         config_hash=artifacts.config_hash(profile.to_dict()),
         summary={k: v for k, v in summary.items() if k != "history"}))
     return summary
+
+
+def _silent(line: str) -> None:
+    """The log of processes other than rank 0."""
 
 
 def load_pretrained(run: Run, *, device: str | None = None, say: Say = print,

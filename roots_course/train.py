@@ -16,6 +16,12 @@ token tensor with index arithmetic rather than Python loops.
 
 Checkpoints (``roots_course.checkpoint``) are written at every evaluation; resuming from one continues
 bit for bit as if training had never stopped (on the CPU; GPU kernels are not all deterministic).
+
+Optional speed-ups: ``TrainConfig.compile`` runs the training forward (and so its backward) through
+``torch.compile``; the model object itself stays eager, so evaluation and generation, whose shapes
+change every call, never trigger a recompilation. Under ``torchrun`` (``roots_course.distributed``)
+the same loop trains data-parallel: each process takes its slice of one global batch, DDP averages
+the gradients, and only rank 0 logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from roots_course import distributed
 from roots_course.artifacts import read_json
 from roots_course.checkpoint import (CONFIG_FILE, OPTIMIZER_FILE, STATE_FILE, bytes_to_tensor, has_checkpoint,
                                      json_safe, load_checkpoint, restore_optimizer, restore_rng_state,
@@ -65,6 +72,7 @@ class TrainConfig:
     momentum: float = 0.9             # for "sgd_momentum"
     seed: int = 0
     log_every: int = 10               # steps between history rows (and log lines)
+    compile: bool = False             # torch.compile the training forward (see train()); off: eager
 
     def validate(self) -> "TrainConfig":
         """Raise ConfigError naming the first bad field and what it allows; return self."""
@@ -89,6 +97,8 @@ class TrainConfig:
             raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
             raise ConfigError(f"train.momentum must be a number in [0, 1), got {self.momentum!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"train.compile must be true or false, got {self.compile!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,18 +180,26 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def get_batch(tokens: torch.Tensor, batch_size: int, block_size: int,
               generator: torch.Generator | None = None,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+              device: torch.device | str = "cpu", *, rank: int = 0,
+              world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` random windows of ``block_size + 1`` tokens: inputs x and targets y = x shifted.
 
     ``tokens`` is one long 1-D integer tensor (any integer dtype; int32 halves the memory).
     Returns int64 tensors x, y of shape (B, T) on ``device``.
+
+    Data-parallel training: ``world_size × batch_size`` starts are drawn (the global batch, the same
+    draw in every process) and process ``rank`` keeps the slice ``[rank·B, (rank+1)·B)``. With the
+    defaults (1 process) this is the plain draw.
     """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
     n = tokens.numel()
     if tokens.dim() != 1:
         raise DataError(f"tokens must be a 1-D tensor of token ids, got shape {tuple(tokens.shape)}")
     if n < block_size + 1:
         raise DataError(f"need at least block_size + 1 = {block_size + 1} tokens to cut a window, got {n}")
-    starts = torch.randint(n - block_size, (batch_size,), generator=generator)       # (B,)
+    starts = torch.randint(n - block_size, (batch_size * world_size,), generator=generator)  # (W·B,)
+    starts = starts[rank * batch_size:(rank + 1) * batch_size]                         # (B,) this process's
     windows = tokens.unfold(0, block_size + 1, 1)         # (n - T, T + 1), a view: nothing is copied
     if windows.device != starts.device:
         starts = starts.to(windows.device)
@@ -198,24 +216,27 @@ def get_batch(tokens: torch.Tensor, batch_size: int, block_size: int,
 
 
 def estimate_loss(model: nn.Module, tokens: torch.Tensor, block_size: int, batches: int, batch_size: int,
-                  generator: torch.Generator | None = None, *, seed: int = 0) -> float:
+                  generator: torch.Generator | None = None, *, seed: int = 0, rank: int = 0,
+                  world_size: int = 1) -> float:
     """Mean loss over ``batches`` random batches, in eval mode, without building a graph.
 
     With no ``generator`` the windows come from a fresh one seeded with ``seed``: every call sees the
     same windows, so validation losses at different steps are comparable (and noise-free relative
-    to each other). The model's train/eval mode is restored afterwards.
+    to each other). The model's train/eval mode is restored afterwards. ``rank``/``world_size``: this
+    process's share of each global batch (see ``get_batch``); ``train`` averages the shares.
     """
     device = next(model.parameters()).device
     if generator is None:
         generator = torch.Generator().manual_seed(seed)
     tokens = _as_tokens(tokens, "tokens")
+    share = {"rank": rank, "world_size": world_size} if world_size > 1 else {}
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(), autocast_context(device):
             losses = []
             for _ in range(batches):
-                x, y = get_batch(tokens, batch_size, block_size, generator, device)
+                x, y = get_batch(tokens, batch_size, block_size, generator, device, **share)
                 _, loss = model(x, y)
                 losses.append(loss.float())
             mean = torch.stack(losses).mean().item()
@@ -278,6 +299,12 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
       ``mfu = flops_per_token × tokens/s ÷ peak_flops``.
     - ``stop_at``: end this call after that many steps (the schedule still spans ``cfg.steps``), to
       train in chunks; a later call with ``resume=True`` continues.
+    - ``cfg.compile``: the training forward runs through ``torch.compile`` (static shapes); ``model``
+      itself is not replaced, so validation, callbacks and generation run eagerly.
+    - Inside a torchrun process group (``roots_course.distributed``) the step is data-parallel:
+      ``cfg.batch_size`` windows per process, ``world_size × batch_size`` per step in all, gradients
+      averaged by DDP; token counts and tokens/s are global; only rank 0 logs, calls ``callback`` and
+      writes checkpoints (of ``model``, not of the DDP wrapper).
     """
     cfg.validate()
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -290,7 +317,10 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
             raise DataError(f"{name} has {toks.numel()} tokens; a window needs block_size + 1 = {block_size + 1}")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     end = cfg.steps if stop_at is None else min(int(stop_at), cfg.steps)
-    say = print
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    share = {"rank": rank, "world_size": world} if world > 1 else {}     # this process's slice of a batch
+    say = print if main else _silent
 
     optimizer = make_optimizer(model, cfg, device)
     sampler = torch.Generator().manual_seed(cfg.seed)    # draws the training windows
@@ -315,13 +345,17 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
     if resumed is None:
         seed_everything(cfg.seed)        # dropout's randomness; the model was initialised by the caller
 
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * block_size
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * block_size * world    # all processes together
     flops_per_token = model.flops_per_token() if hasattr(model, "flops_per_token") else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    bar = _progress_bar(progress, cfg.steps, start_step)
+    wrapped = distributed.wrap_model(model, device)         # DDP with several processes, else the model
+    step_model = compile_for_training(wrapped) if cfg.compile else wrapped
+    bar = _progress_bar(progress, cfg.steps, start_step) if main else None
     if bar is None:
         say(f"training for steps {start_step + 1}..{end} of {cfg.steps} on {device} "
-            f"({cfg.batch_size} x {block_size} tokens x {cfg.grad_accum} per step, {cfg.optimizer})")
+            f"({cfg.batch_size} x {block_size} tokens x {cfg.grad_accum} per step"
+            f"{f' x {world} processes' if world > 1 else ''}, {cfg.optimizer}"
+            f"{', compiled' if cfg.compile else ''})")
 
     model.train()
     loss_sum = torch.zeros((), device=device)     # summed on the device: no sync until a row is written
@@ -333,13 +367,14 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        for _ in range(cfg.grad_accum):
+        for micro in range(cfg.grad_accum):
             t0 = time.perf_counter()
-            x, y = get_batch(train_tokens, cfg.batch_size, block_size, sampler, device)   # (B, T) each
+            x, y = get_batch(train_tokens, cfg.batch_size, block_size, sampler, device, **share)  # (B, T) each
             data_s += time.perf_counter() - t0
-            with autocast_context(device):
-                _, loss = model(x, y)
-            (loss / cfg.grad_accum).backward()
+            with distributed.no_sync(wrapped, skip=micro < cfg.grad_accum - 1):
+                with autocast_context(device):
+                    _, loss = step_model(x, y)
+                (loss / cfg.grad_accum).backward()
             loss_sum += loss.detach()
         if cfg.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -354,7 +389,7 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
         if not (validate or done == end or done % cfg.log_every == 0):
             continue
         # --- a history row: the only place the loop waits for the device ---
-        train_loss = (loss_sum / (steps_in_row * cfg.grad_accum)).item()
+        train_loss = (distributed.mean_over_ranks(loss_sum) / (steps_in_row * cfg.grad_accum)).item()
         now = time.perf_counter()
         train_s += now - row_started
         tokens_per_s = steps_in_row * tokens_per_step / max(now - row_started, 1e-9)
@@ -365,13 +400,15 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
             "val_loss": None,
             "grad_norm": None if grad_norm is None else grad_norm.item(),
             "tokens_per_s": tokens_per_s,
-            "mfu": (flops_per_token * tokens_per_s / peak_flops
+            "mfu": (flops_per_token * tokens_per_s / (peak_flops * world)      # peak_flops is per device
                     if peak_flops and flops_per_token is not None else None),
             "elapsed_s": wall_before + now - started,
         }
         if validate:
-            row["val_loss"] = estimate_loss(model, val_tokens, block_size, cfg.eval_batches, cfg.batch_size,
-                                            seed=cfg.seed)
+            val_loss = estimate_loss(model, val_tokens, block_size, cfg.eval_batches, cfg.batch_size,
+                                     seed=cfg.seed, rank=rank, world_size=world)
+            row["val_loss"] = val_loss if world == 1 else \
+                distributed.mean_over_ranks(torch.tensor(val_loss, device=device, dtype=torch.float64)).item()
         history.append(row)
         if bar is not None:
             bar.set_postfix_str(_format_row(row, cfg.steps, short=True), refresh=False)
@@ -379,7 +416,7 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
                 bar.write(_format_row(row, cfg.steps))
         else:
             say(_format_row(row, cfg.steps))
-        if checkpoint_dir is not None and (validate or done == end):
+        if main and checkpoint_dir is not None and (validate or done == end):
             save_checkpoint(checkpoint_dir, model, optimizer, {
                 "step": done,
                 "history": history,
@@ -387,7 +424,7 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
                 "tokens_seen": done * tokens_per_step,
                 "batch_sampler": tensor_to_bytes(sampler.get_state()),
             }, train_config=cfg)
-        if callback is not None:
+        if main and callback is not None:
             with torch.random.fork_rng(devices=_rng_devices(device)):
                 callback(done, row)
             model.train()
@@ -396,6 +433,7 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
         row_started = time.perf_counter()
     if bar is not None:
         bar.close()
+    distributed.barrier()       # every process returns after rank 0 has written the last checkpoint
 
     done = max(end, start_step)
     last_val = next((r["val_loss"] for r in reversed(history) if r["val_loss"] is not None), None)
@@ -411,6 +449,20 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
         checkpoint=str(checkpoint_dir) if checkpoint_dir is not None and has_checkpoint(checkpoint_dir) else None,
         resumed_from_step=resumed,
     )
+
+
+def compile_for_training(model: nn.Module) -> nn.Module:
+    """``torch.compile`` of the module for the training step: fixed (B, T) shapes, so ``dynamic=False``.
+
+    The result shares the parameters of ``model``; only calls through it are compiled. The first call
+    compiles (tens of seconds on a CPU), later ones reuse the kernels. On the CPU the course's small
+    models gain little or lose (see benchmarks/train_throughput.py --compile), so it is off by default.
+    """
+    return torch.compile(model, dynamic=False)
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """The log of processes other than rank 0."""
 
 
 def _rng_devices(device: torch.device) -> list[int]:
@@ -452,8 +504,9 @@ def _progress_bar(progress: bool | None, total: int, initial: int):
 def _warn_on_config_change(checkpoint_dir: Path, cfg: TrainConfig) -> None:
     saved = read_json(checkpoint_dir / CONFIG_FILE).get("train")
     if isinstance(saved, dict):
-        changed = sorted(k for k, v in cfg.to_dict().items() if saved.get(k) != v)
+        defaults = TrainConfig().to_dict()        # a key the checkpoint predates had its default value
+        changed = sorted(k for k, v in cfg.to_dict().items() if saved.get(k, defaults[k]) != v)
         if changed:
             warnings.warn(f"resuming {checkpoint_dir} with a different training configuration: "
-                          f"{', '.join(f'{k} ({saved.get(k)!r} -> {getattr(cfg, k)!r})' for k in changed)}",
+                          f"{', '.join(f'{k} ({saved.get(k, defaults[k])!r} -> {getattr(cfg, k)!r})' for k in changed)}",
                           stacklevel=3)

@@ -82,3 +82,15 @@ def test_broken_file_is_named(tmp_path):
     assert profile.train.steps == 5 and profile.seed == 1337
     with pytest.raises(ConfigError, match="configuration not found"):
         load_profile("smoke", path=tmp_path / "missing.yml")
+
+
+def test_tasks_section_is_checked():
+    profile = load_profile("smoke")
+    assert profile.tasks.n_test > 0 and profile.tasks.lora_rank > 0
+    assert profile.to_dict()["tasks"]["n_train"] == profile.tasks.n_train
+    assert load_profile("smoke", overrides={"tasks.shots": 0}).tasks.shots == 0
+    for key, value, message in [("tasks.n_test", 0, "n_test"), ("tasks.lora_lr", 2.0, "lora_lr"),
+                                ("tasks.qa_modules", 1, "qa_modules"), ("tasks.shots", -1, "shots"),
+                                ("tasks.rank", 4, "unknown key profiles.smoke.tasks.rank")]:
+        with pytest.raises(ConfigError, match=message):
+            load_profile("smoke", overrides={key: value})

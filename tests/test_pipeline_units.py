@@ -49,8 +49,10 @@ def test_a_missing_chapter_is_bridged_by_its_own_upstream(tmp_path):
     for n in (1, 2, 5):
         write_notebook(tmp_path, n)
     (tmp_path / "06_extra.ipynb").write_text("{}")
+    (tmp_path / "07_more.ipynb").write_text("{}")
     deps = {c.number: c.depends_on for c in discover(tmp_path)}
-    assert deps == {1: (), 2: (1,), 5: (2,), 6: (1, 2, 5)}
+    # 6 (the appendix) reads chapter 2's model; an unknown number waits for every chapter before it
+    assert deps == {1: (), 2: (1,), 5: (2,), 6: (2,), 7: (1, 2, 5, 6)}
 
 
 def test_selecting_a_chapter_without_a_notebook_names_the_parameter(tmp_path):

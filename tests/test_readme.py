@@ -16,7 +16,7 @@ def test_readme_opens_with_two_commands_that_set_up_and_run():
     for command in (main_job, tests):
         assert "\n" not in command
         assert command.startswith("python3.11 -m venv .venv && .venv/bin/pip install -e . && ")
-    assert "roots_course train --profile cpu" in main_job
+    assert "pipelines run --profile cpu" in main_job
     assert "pytest" in tests
 
 

@@ -1,0 +1,62 @@
+"""Every benchmark script runs with one command and prints one JSON document (tiny settings here; no
+timing is asserted: figures come from quiet machines, see README "Performance")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(script: str, *args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ROOTS_QUIET": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_train_throughput_reports_compile_and_load():
+    report = run_benchmark("train_throughput.py", "--configs", "smoke", "--steps", "2", "--warmup", "1",
+                           "--threads", "1")
+    (result,) = report["results"]
+    assert report["threads"] == 1 and len(report["load_average_1_5_15_min_before"]) == 3
+    assert result["compiled"] is False and result["ms_per_iter"] > 0 and result["first_step_s"] > 0
+
+
+@pytest.mark.slow
+def test_generate_speed_with_a_longer_context_model():
+    report = run_benchmark("generate_speed.py", "--profile", "smoke", "--lengths", "8", "100", "--repeats", "1",
+                           "--threads", "1", "--block-size", "128")
+    assert report["block_size"] == 128 and "128-token context instead of its 64" in report["model"]
+    rows = {(r["new_tokens"], r["mode"]): r for r in report["results"]}
+    assert set(rows) == {(8, "greedy"), (8, "sampled"), (100, "greedy"), (100, "sampled")}
+    assert all(r["tokens_per_s_cached"] > 0 and r["tokens_per_s_uncached"] > 0 for r in rows.values())
+    assert rows[(8, "greedy")]["same_tokens"]
+    short = run_benchmark("generate_speed.py", "--profile", "smoke", "--lengths", "100", "--repeats", "1")
+    assert "--block-size 104" in short["results"][0]["skipped"]
+
+
+@pytest.mark.slow
+def test_tokenizer_speed_reports_both_tokenizers():
+    report = run_benchmark("tokenizer_speed.py", "--max-chars", "60000", "--vocab-sizes", "300", "--repeats", "1")
+    kinds = {r["tokenizer"]: r for r in report["results"]}
+    assert set(kinds) == {"bpe", "fast_bpe"}
+    assert all(r["train_mb_per_s"] > 0 and r["encode_mb_per_s"] > 0 for r in kinds.values())
+    assert kinds["bpe"]["tokens"] > 0 and report["bpe_trains_smoke_vocabulary_under_10_s"] is None
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_the_cpu():
+    report = run_benchmark("gpu_check.py", "--profile", "smoke", "--device", "cpu", "--steps", "2", "--threads", "1",
+                           "--no-compile")
+    assert report["adamw_fused"] is True and report["flash_only_training_step"] == "ok"
+    assert any("flash_attention" in op for op in report["attention_ops_in_a_training_step"])
+    assert report["training"][0]["tokens_per_s"] > 0
