@@ -89,6 +89,7 @@ class OptimizationConfig:
     scaling_steps: int = 200
     compare_n_embd: int | None = None         # width of the model of the comparisons (None: the profile's)
     compare_n_layer: int | None = None        # its depth (None: the profile's)
+    compare_block_size: int | None = None     # its context in tokens (None: the profile's)
     floor_n_embd: int = 64                    # the character-level model trained on the grammar corpus
     floor_n_layer: int = 2
     floor_block_size: int = 128               # characters of context: about half a story
@@ -101,7 +102,7 @@ class OptimizationConfig:
                      "floor_n_layer", "floor_block_size", "scaling_n_layer", "finetune_steps"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("compare_n_embd", "compare_n_layer"):
+        for name in ("compare_n_embd", "compare_n_layer", "compare_block_size"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer or null, got {getattr(self, name)}")
         if not 0 < self.floor_lr < 1:

@@ -185,11 +185,3 @@ def clip_fraction(run: Run, threshold: float) -> float:
         raise ConfigError(f"run {run.name!r} recorded no gradient norms (train with grad_clip > 0)")
     return sum(n > threshold for n in norms) / len(norms)
 
-
-def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
-    """Exponential moving average with bias correction (as TensorBoard draws noisy curves)."""
-    out, avg = [], 0.0
-    for i, v in enumerate(values, start=1):
-        avg = weight * avg + (1 - weight) * v
-        out.append(avg / (1 - weight ** i))
-    return out

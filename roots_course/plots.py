@@ -458,7 +458,7 @@ def plot_task_scores(rows, title: str) -> Figure:
             label(ax, "task (headline metric)", "score on the held-out test split (fraction, 95% CI)", "score")
         else:
             ax.set_xticks(range(len(tasks)), tasks)
-            label(ax, "task", "loss on the test answers (nats per token; lower is better)", "answer loss")
+            label(ax, "task", "loss on the test answers (nats per token)", "answer loss (lower is better)")
     fig.suptitle(title)
     return finish(fig)
 

@@ -104,12 +104,6 @@ def test_continuing_a_given_model_trains_it_in_place():
     assert run.model is model and not torch.equal(before, model.tok_emb.weight)
 
 
-def test_smooth_is_a_bias_corrected_moving_average():
-    assert experiments.smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
-    out = experiments.smooth([0.0, 10.0], weight=0.5)
-    assert out[0] == 0.0 and out[1] == pytest.approx(5 / 0.75)
-
-
 # --- chapter 2's exercises -------------------------------------------------------------------------
 
 def test_every_reference_solution_passes_its_own_check():
