@@ -8,7 +8,7 @@ sizes needs, and it is all this module does.
 
 Every run builds its model from the same seed (identical initial weights) and ``train`` draws its
 batches from ``cfg.seed`` (identical batches while the batch size is equal). The loop's own log lines
-are kept (``Run.log``) rather than printed: one summary line per run is easier to read.
+are kept (``RunResult.log``) rather than printed: one summary line per run is easier to read.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def small_model_config(base: GPTConfig | Mapping[str, Any], vocab_size: int, *, 
 
 
 @dataclass
-class Run:
+class RunResult:
     """One finished run: what was trained, how, and what happened."""
 
     name: str
@@ -101,8 +101,8 @@ class Run:
 
 def train_small(name: str, model_config: GPTConfig, train_ids: torch.Tensor, val_ids: torch.Tensor,
                 cfg: TrainConfig, device: torch.device | str, *, seed: int, model: GPT | None = None,
-                keep_model: bool = False, peak_flops: float | None = None) -> Run:
-    """Build a GPT from ``seed`` (or continue ``model``), train it with ``cfg``, return the Run."""
+                keep_model: bool = False, peak_flops: float | None = None) -> RunResult:
+    """Build a GPT from ``seed`` (or continue ``model``), train it with ``cfg``; return what happened."""
     if model is None:
         seed_everything(seed)
         model = GPT(model_config)
@@ -110,14 +110,14 @@ def train_small(name: str, model_config: GPTConfig, train_ids: torch.Tensor, val
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         result = train(model, train_ids, val_ids, cfg, device, progress=False, peak_flops=peak_flops)
-    return Run(name, cfg, model.config, result, model.num_parameters(),
+    return RunResult(name, cfg, model.config, result, model.num_parameters(),
                model.num_parameters(non_embedding=True), time.perf_counter() - started, buffer.getvalue(),
                model if keep_model else None)
 
 
 def compare(variants: Mapping[str, TrainConfig], model_config: GPTConfig, train_ids: torch.Tensor,
             val_ids: torch.Tensor, device: torch.device | str, *, seed: int,
-            say: Callable[[str], None] | None = print) -> dict[str, Run]:
+            say: Callable[[str], None] | None = print) -> dict[str, RunResult]:
     """Train one model per variant, each from the same initial weights; one line per run."""
     runs = {}
     for name, cfg in variants.items():
@@ -178,7 +178,7 @@ def batch_size_variants(base: TrainConfig, factors: Sequence[float] = (0.25, 1.0
     return out
 
 
-def clip_fraction(run: Run, threshold: float) -> float:
+def clip_fraction(run: RunResult, threshold: float) -> float:
     """Share of the recorded steps whose gradient norm (before clipping) exceeded ``threshold``."""
     _, norms = run.series("grad_norm")
     if not norms:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from roots_course.errors import ConfigError
-from roots_course.experiments import Run, small_model_config, train_small
+from roots_course.experiments import RunResult, small_model_config, train_small
 from roots_course.model import GPTConfig
 from roots_course.train import TrainConfig
 
@@ -75,7 +75,7 @@ class ScalingRun:
     """One model of the study: its width and size, and (tokens seen, validation loss) along training."""
 
     width: int
-    run: Run
+    run: RunResult
 
     @property
     def parameters(self) -> int:
