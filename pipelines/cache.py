@@ -39,6 +39,21 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+def notebook_hash(path: Path) -> str:
+    """SHA-256 of what a notebook runs and says: each cell's type, tags and source, in order.
+
+    Outputs, execution counts and other metadata (a figure's caption for the book, say) are left
+    out, so editing a caption neither re-runs a chapter nor makes its published copy stale.
+    """
+    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    content = []
+    for cell in cells:
+        source = cell.get("source", "")
+        content.append([cell.get("cell_type"), sorted((cell.get("metadata") or {}).get("tags", [])),
+                        "".join(source) if isinstance(source, list) else source])
+    return _sha(content)
+
+
 def source_hash(root: Path = SOURCE_DIR) -> str:
     """SHA-256 over the relative path and content of every ``.py`` file under ``root``."""
     digest = hashlib.sha256()

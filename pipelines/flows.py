@@ -30,7 +30,7 @@ from pipelines import publish as publishing
 from pipelines.chapters import GROUPS, ChapterSpec
 from pipelines.execute import KernelDied, execute_notebook
 from pipelines.parameters import ParameterError, RunParameters, resolve
-from roots_course.artifacts import provenance, sha256_file
+from roots_course.artifacts import provenance
 
 
 class PipelineFailed(RuntimeError):
@@ -70,7 +70,7 @@ def run_chapter(job: dict[str, Any], upstream: dict[int, dict[str, Any] | None])
     notebook = Path(job["notebook"])
     executed_dir = Path(job["executed_dir"])
     profile_dir = Path(job["profile_dir"])
-    notebook_sha = sha256_file(notebook)
+    notebook_sha = cache.notebook_hash(notebook)
     parts = cache.key_parts(notebook_sha, job["source_sha256"], job["key_parameters"], job["environment"], upstream)
     key = cache.chapter_key(parts)
     record_path = cache.record_path(executed_dir, name)
@@ -312,7 +312,7 @@ def _publishable(spec: ChapterSpec, record: dict[str, Any] | None, executed_dir:
     if record is None:
         raise publishing.PublishError(f"{spec} has no successful run in {executed_dir}; run regenerate first. "
                                       "The book was left as it was.")
-    if record.get("notebook_sha256") != sha256_file(spec.notebook):
+    if record.get("notebook_sha256") != cache.notebook_hash(spec.notebook):
         raise publishing.PublishError(f"{spec}: its executed copy was made from an older version of the notebook; "
                                       "run regenerate first. The book was left as it was.")
     executed = Path(record["executed"])

@@ -75,7 +75,7 @@ def provenance_markdown(prov: dict[str, Any]) -> str:
         ("uncommitted changes", dirty),
         ("wall time", wall),
         ("executed", f"{prov.get('executed_at')}"),
-        ("clean notebook sha256", f"`{prov.get('notebook_sha256')}`"),
+        ("notebook source sha256", f"`{prov.get('notebook_sha256')}`"),
         ("Python", f"{prov.get('python')}"),
         ("packages", packages.replace("|", "\\|")),
     ]
@@ -106,6 +106,20 @@ def stamp(nb: nbformat.NotebookNode, prov: dict[str, Any], project_root: Path | 
                     pm[key] = path.resolve().relative_to(project_root.resolve()).as_posix()
                 except ValueError:
                     pm[key] = path.name
+    return nb
+
+
+def with_presentation(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Copy the book's presentation settings (cell metadata ``mystnb``: figure captions, alt text)
+    from the clean ``source`` notebook onto the executed ``nb``, matching cells by id.
+
+    They do not change what a chapter computes (see ``cache.notebook_hash``), so a caption edited
+    after the run reaches the book at the next publish without re-running the chapter.
+    """
+    settings = {c.get("id"): c.metadata["mystnb"] for c in source.cells if "mystnb" in c.get("metadata", {})}
+    for cell in nb.cells:
+        if cell.get("id") in settings:
+            cell.metadata["mystnb"] = settings[cell.get("id")]
     return nb
 
 
@@ -226,6 +240,9 @@ def render(book: Path, executed: list[tuple[str, Path, dict[str, Any]]], keep: s
              if p.stem not in new_names and (keep is None or p.stem in keep)} if folder.is_dir() else {}
     for name, path, record in executed:
         nb = stamp(nbformat.read(path, as_version=4), provenance_of(record), project_root)
+        source = Path(record.get("notebook") or "")
+        if source.is_file():
+            nb = with_presentation(nb, nbformat.read(source, as_version=4))
         nbformat.validate(nb)
         text = nbformat.writes(nb)
         files[f"{name}.ipynb"] = (text if text.endswith("\n") else text + "\n").encode("utf-8")

@@ -280,3 +280,35 @@ def test_publish_is_all_or_nothing(tmp_path):
 def test_the_jupyter_book_command_is_this_environments():
     command = publish.jupyter_book_command()
     assert Path(command[0]).parent == Path(sys.executable).parent or command[0] == sys.executable
+
+
+def test_notebook_hash_follows_sources_and_tags_not_captions_or_outputs(tmp_path):
+    from pipelines.cache import notebook_hash
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", id="a"), nbformat.v4.new_markdown_cell("# T", id="b")]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    base = notebook_hash(path)
+    nb.cells[0].metadata["mystnb"] = {"figure": {"caption": "A caption"}}
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nbformat.write(nb, path)
+    assert notebook_hash(path) == base
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, path)
+    tagged = notebook_hash(path)
+    assert tagged != base
+    nb.cells[0].source = "x = 2"
+    nbformat.write(nb, path)
+    assert notebook_hash(path) not in (base, tagged)
+
+
+def test_publish_takes_captions_from_the_clean_notebook_by_cell_id():
+    from pipelines.publish import with_presentation
+    executed = nbformat.v4.new_notebook()
+    executed.cells = [nbformat.v4.new_code_cell("plot()", id="p"), nbformat.v4.new_code_cell("y", id="q")]
+    source = nbformat.v4.new_notebook()
+    source.cells = [nbformat.v4.new_code_cell("plot()", id="p")]
+    source.cells[0].metadata["mystnb"] = {"image": {"alt": "A line falling from 6 to 4"}}
+    out = with_presentation(executed, source)
+    assert out.cells[0].metadata["mystnb"]["image"]["alt"] == "A line falling from 6 to 4"
+    assert "mystnb" not in out.cells[1].metadata
