@@ -318,4 +318,5 @@ def _publishable(spec: ChapterSpec, record: dict[str, Any] | None, executed_dir:
     executed = Path(record["executed"])
     if not executed.is_file():
         raise publishing.PublishError(f"{spec}: executed notebook {executed} is missing. The book was left as it was.")
-    return executed, record
+    # the clean notebook it was checked against, for the captions publish copies from it
+    return executed, {**record, "notebook": str(spec.notebook)}
