@@ -40,18 +40,21 @@ def _sha(obj: Any) -> str:
 
 
 def notebook_hash(path: Path) -> str:
-    """SHA-256 of what a notebook runs and says: each cell's type, tags and source, in order.
+    """SHA-256 of what a notebook computes: the source and tags of each code cell, in order.
 
-    Outputs, execution counts and other metadata (a figure's caption for the book, say) are left
-    out, so editing a caption neither re-runs a chapter nor makes its published copy stale.
+    Prose, outputs and metadata are left out: editing a paragraph, a citation or a figure's
+    caption neither re-runs a chapter nor makes its published page stale, because publishing
+    takes the prose from the clean notebook (``publish.with_current_text``).
     """
     cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
-    content = []
+    code = []
     for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
         source = cell.get("source", "")
-        content.append([cell.get("cell_type"), sorted((cell.get("metadata") or {}).get("tags", [])),
-                        "".join(source) if isinstance(source, list) else source])
-    return _sha(content)
+        code.append([sorted((cell.get("metadata") or {}).get("tags", [])),
+                     "".join(source) if isinstance(source, list) else source])
+    return _sha(code)
 
 
 def source_hash(root: Path = SOURCE_DIR) -> str:

@@ -109,18 +109,39 @@ def stamp(nb: nbformat.NotebookNode, prov: dict[str, Any], project_root: Path | 
     return nb
 
 
-def with_presentation(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Copy the book's presentation settings (cell metadata ``mystnb``: figure captions, alt text)
-    from the clean ``source`` notebook onto the executed ``nb``, matching cells by id.
+def _is_injected(cell: nbformat.NotebookNode) -> bool:
+    return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
 
-    They do not change what a chapter computes (see ``cache.notebook_hash``), so a caption edited
-    after the run reaches the book at the next publish without re-running the chapter.
+
+def with_current_text(executed: nbformat.NotebookNode, clean: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The page to publish: the clean notebook's prose around the executed notebook's code and outputs.
+
+    A chapter's run is keyed on its code alone (``cache.notebook_hash``), so prose, citations and
+    figure captions (cell metadata ``mystnb``) edited after the run reach the book at the next
+    publish without re-running hours of training; the numbers still come from exactly this code.
+    Raises PublishError when the code cells differ, which the hash check before publishing rules out.
     """
-    settings = {c.get("id"): c.metadata["mystnb"] for c in source.cells if "mystnb" in c.get("metadata", {})}
-    for cell in nb.cells:
-        if cell.get("id") in settings:
-            cell.metadata["mystnb"] = settings[cell.get("id")]
-    return nb
+    ran = [c for c in executed.cells if c.cell_type == "code" and not _is_injected(c)]
+    injected = [c for c in executed.cells if _is_injected(c)]
+    written = [c for c in clean.cells if c.cell_type == "code"]
+    if [c.source for c in ran] != [c.source for c in written]:
+        raise PublishError("the executed notebook's code differs from the clean notebook's; run regenerate first. "
+                           "The book was left as it was.")
+    outputs = iter(ran)
+    cells = []
+    for cell in clean.cells:
+        if cell.cell_type != "code":
+            cells.append(cell)
+            continue
+        done = next(outputs)
+        if "mystnb" in cell.metadata:
+            done.metadata["mystnb"] = cell.metadata["mystnb"]
+        cells.append(done)
+        if "parameters" in cell.metadata.get("tags", []):
+            cells.extend(injected)
+    page = nbformat.from_dict(dict(executed))
+    page.cells = cells
+    return page
 
 
 # --- table of contents --------------------------------------------------------------------------
@@ -239,10 +260,11 @@ def render(book: Path, executed: list[tuple[str, Path, dict[str, Any]]], keep: s
     files = {p.name: p.read_bytes() for p in sorted(folder.glob("*.ipynb"))
              if p.stem not in new_names and (keep is None or p.stem in keep)} if folder.is_dir() else {}
     for name, path, record in executed:
-        nb = stamp(nbformat.read(path, as_version=4), provenance_of(record), project_root)
-        source = Path(record.get("notebook") or "")
-        if source.is_file():
-            nb = with_presentation(nb, nbformat.read(source, as_version=4))
+        nb = nbformat.read(path, as_version=4)
+        clean = Path(record.get("notebook") or "")
+        if clean.is_file():
+            nb = with_current_text(nb, nbformat.read(clean, as_version=4))
+        nb = stamp(nb, provenance_of(record), project_root)
         nbformat.validate(nb)
         text = nbformat.writes(nb)
         files[f"{name}.ipynb"] = (text if text.endswith("\n") else text + "\n").encode("utf-8")

@@ -282,7 +282,7 @@ def test_the_jupyter_book_command_is_this_environments():
     assert Path(command[0]).parent == Path(sys.executable).parent or command[0] == sys.executable
 
 
-def test_notebook_hash_follows_sources_and_tags_not_captions_or_outputs(tmp_path):
+def test_notebook_hash_follows_code_and_tags_not_prose_captions_or_outputs(tmp_path):
     from pipelines.cache import notebook_hash
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1", id="a"), nbformat.v4.new_markdown_cell("# T", id="b")]
@@ -291,6 +291,7 @@ def test_notebook_hash_follows_sources_and_tags_not_captions_or_outputs(tmp_path
     base = notebook_hash(path)
     nb.cells[0].metadata["mystnb"] = {"figure": {"caption": "A caption"}}
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[1].source = "# T, reworded {cite:p}`vaswani2017attention`"
     nbformat.write(nb, path)
     assert notebook_hash(path) == base
     nb.cells[0].metadata["tags"] = ["parameters"]
@@ -302,13 +303,35 @@ def test_notebook_hash_follows_sources_and_tags_not_captions_or_outputs(tmp_path
     assert notebook_hash(path) not in (base, tagged)
 
 
-def test_publish_takes_captions_from_the_clean_notebook_by_cell_id():
-    from pipelines.publish import with_presentation
-    executed = nbformat.v4.new_notebook()
-    executed.cells = [nbformat.v4.new_code_cell("plot()", id="p"), nbformat.v4.new_code_cell("y", id="q")]
-    source = nbformat.v4.new_notebook()
-    source.cells = [nbformat.v4.new_code_cell("plot()", id="p")]
-    source.cells[0].metadata["mystnb"] = {"image": {"alt": "A line falling from 6 to 4"}}
-    out = with_presentation(executed, source)
-    assert out.cells[0].metadata["mystnb"]["image"]["alt"] == "A line falling from 6 to 4"
-    assert "mystnb" not in out.cells[1].metadata
+def _executed_and_clean():
+    clean = nbformat.v4.new_notebook()
+    clean.cells = [nbformat.v4.new_markdown_cell("# Old title", id="t"),
+                   nbformat.v4.new_code_cell("profile = 'smoke'", id="p", metadata={"tags": ["parameters"]}),
+                   nbformat.v4.new_code_cell("plot()", id="f")]
+    executed = nbformat.from_dict(json.loads(json.dumps(clean)))
+    injected = nbformat.v4.new_code_cell("profile = 'cpu'", id="i", metadata={"tags": ["injected-parameters"]})
+    executed.cells.insert(2, injected)
+    executed.cells[3].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})]
+    return executed, clean
+
+
+def test_publish_takes_prose_and_captions_from_the_clean_notebook_and_outputs_from_the_run():
+    from pipelines.publish import with_current_text
+    executed, clean = _executed_and_clean()
+    clean.cells[0].source = "# New title, reworded after the run"
+    clean.cells.append(nbformat.v4.new_markdown_cell("A new closing paragraph.", id="z"))
+    clean.cells[2].metadata["mystnb"] = {"image": {"alt": "A line falling from 6 to 4"}}
+    page = with_current_text(executed, clean)
+    assert [c.source for c in page.cells] == ["# New title, reworded after the run", "profile = 'smoke'",
+                                              "profile = 'cpu'", "plot()", "A new closing paragraph."]
+    assert page.cells[3].outputs[0]["data"]["image/png"] == "iVBOR"
+    assert page.cells[3].metadata["mystnb"]["image"]["alt"] == "A line falling from 6 to 4"
+    nbformat.validate(page)
+
+
+def test_publish_refuses_a_run_of_different_code():
+    from pipelines.publish import PublishError, with_current_text
+    executed, clean = _executed_and_clean()
+    clean.cells[2].source = "plot(log=True)"
+    with pytest.raises(PublishError, match="code differs"):
+        with_current_text(executed, clean)
