@@ -2,11 +2,14 @@
 
     python -m pipelines run --profile P [--device D] [--seed S] [--chapters 1 2] [--no-publish]
                             [--book-dir DIR] [--notebooks-dir DIR] [--artifacts-dir DIR]
+    python -m pipelines publish --profile P [--chapters 1 2] [--book-dir DIR] [--artifacts-dir DIR]
     python -m pipelines serve [--limit N] [--profiles smoke cpu gpu]
 
 ``run`` runs the ``regenerate`` flow in this process (Prefect starts a temporary server unless
 $PREFECT_API_URL names one) and ends by printing where the built book is. ``serve`` serves the
 deployments (regenerate/smoke|cpu|gpu and the sub-flows) against a running Prefect server.
+``publish`` republishes the last successful runs without running anything: after editing a chapter's
+prose, citations or captions (not its code), or the book's own pages.
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", type=Path, default=None, help="chapter notebooks (default: notebooks/)")
     run.add_argument("--artifacts-dir", type=Path, default=None,
                      help="artifacts root; the profile's folder goes inside (default: artifacts/)")
+
+    publish = commands.add_parser("publish", help="publish the last successful runs into the book, running nothing")
+    publish.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $ROOTS_PROFILE or cpu)")
+    publish.add_argument("--chapters", type=_non_negative_int, nargs="+", default=None, metavar="N",
+                         help="chapter numbers to publish (default: every chapter with a notebook)")
+    publish.add_argument("--book-dir", type=Path, default=None, help="the Jupyter Book folder (default: book/)")
+    publish.add_argument("--notebooks-dir", type=Path, default=None, help="chapter notebooks (default: notebooks/)")
+    publish.add_argument("--artifacts-dir", type=Path, default=None,
+                         help="artifacts root; the profile's folder goes inside (default: artifacts/)")
 
     serve = commands.add_parser("serve", help="serve the deployments against a Prefect server")
     serve.add_argument("--limit", type=_non_negative_int, default=None, help="at most this many runs at once")
@@ -88,10 +100,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pipelines.parameters import ParameterError, resolve
+
+    kwargs = {"profile": args.profile, "chapters": args.chapters,
+              **{k: str(v) if v is not None else None for k, v in (
+                  ("notebooks_dir", args.notebooks_dir), ("artifacts_dir", args.artifacts_dir),
+                  ("book_dir", args.book_dir))}}
+    try:
+        resolve(kwargs["profile"], None, None, args.chapters, kwargs["notebooks_dir"], kwargs["artifacts_dir"],
+                kwargs["book_dir"], require_book=True)
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from pipelines.flows import publish_book
+
+    try:
+        index = publish_book(**kwargs)
+    except Exception as exc:  # noqa: BLE001  (the flow's failure, told plainly)
+        print(f"\nerror: publishing failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"The built book: {index}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "publish":
+        return cmd_publish(args)
     from pipelines.deployments import PROFILES, serve
     unknown = [p for p in args.profiles or () if p not in PROFILES]
     if unknown:

@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipelines import cache, manifest
+from pipelines import cache, made, manifest
 from pipelines import publish as publishing
 from pipelines.chapters import GROUPS, ChapterSpec
 from pipelines.execute import KernelDied, execute_notebook
@@ -283,9 +283,17 @@ def _publication(params: RunParameters) -> tuple[list[tuple[str, Path, dict[str,
     return items, {c.name for c in params.all_chapters}
 
 
+def _made_page(params: RunParameters, items: list[tuple[str, Path, dict[str, Any]]]) -> dict[str, str]:
+    """The "How this book was made" page, from the records of every chapter the book will hold."""
+    published = {name for name, _, _ in items}
+    records = [r for n, r in cache.all_records(params.executed_dir).items() if n in published or
+               (params.book_dir / publishing.CHAPTERS / f"{n}.ipynb").is_file()]
+    return {made.PAGE: made.page_markdown(records, params.profile_dir)}
+
+
 def _book_is_current(params: RunParameters) -> bool:
     items, keep = _publication(params)
-    files, toc = publishing.render(params.book_dir, items, keep, params.notebooks_dir.parent)
+    files, toc = publishing.render(params.book_dir, items, keep, params.notebooks_dir.parent, _made_page(params, items))
     return publishing.is_current(params.book_dir, files, toc)
 
 
@@ -302,7 +310,7 @@ def publish_book(profile: str | None = None, chapters: list[int] | None = None, 
     items, keep = _publication(params)
     target = publishing.publish(params.book_dir, items, keep=keep, build=build,
                                 build_log=params.executed_dir / "book-build.log",
-                                project_root=params.notebooks_dir.parent)
+                                project_root=params.notebooks_dir.parent, extra_pages=_made_page(params, items))
     logger.info(f"published {', '.join(n for n, _, _ in items)} into {params.book_dir / 'chapters'}; "
                 f"the built book: {target}")
     return str(target)

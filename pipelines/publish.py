@@ -250,10 +250,11 @@ def build_book(book_dir: Path, log_path: Path | None = None, extra_args: tuple[s
 # --- publishing ---------------------------------------------------------------------------------
 
 def render(book: Path, executed: list[tuple[str, Path, dict[str, Any]]], keep: set[str] | None,
-           project_root: Path | None) -> tuple[dict[str, bytes], str]:
-    """What ``chapters/`` (its notebooks, by file name) and ``_toc.yml`` will hold after publishing.
+           project_root: Path | None, extra_pages: dict[str, str] | None = None) -> tuple[dict[str, bytes], str]:
+    """What ``chapters/`` (its files, by name) and ``_toc.yml`` will hold after publishing.
 
     Chapters already in the book stay unless ``keep`` (page names) is given and leaves them out.
+    ``extra_pages`` (file name -> Markdown) are written beside the chapters and listed after them.
     """
     folder = book / CHAPTERS
     new_names = {name for name, _, _ in executed}
@@ -269,6 +270,9 @@ def render(book: Path, executed: list[tuple[str, Path, dict[str, Any]]], keep: s
         text = nbformat.writes(nb)
         files[f"{name}.ipynb"] = (text if text.endswith("\n") else text + "\n").encode("utf-8")
     pages = [f"{CHAPTERS}/{Path(n).stem}" for n in sorted(files)]
+    for name, text in (extra_pages or {}).items():
+        files[name] = text.encode("utf-8")
+        pages.append(f"{CHAPTERS}/{Path(name).stem}")
     toc = TOC_HEADER + yaml.safe_dump(toc_with_chapters(read_toc(book), pages), sort_keys=False, allow_unicode=True)
     return files, toc
 
@@ -281,7 +285,7 @@ def is_current(book: Path, files: dict[str, bytes], toc: str) -> bool:
         return False
     if (book / "_toc.yml").read_text(encoding="utf-8") != toc:
         return False
-    present = {p.name: p for p in folder.glob("*.ipynb")}
+    present = {p.name: p for p in folder.iterdir() if p.is_file()}
     if set(present) != set(files) or any(present[n].read_bytes() != data for n, data in files.items()):
         return False
     built = index.stat().st_mtime
@@ -292,7 +296,8 @@ def is_current(book: Path, files: dict[str, bytes], toc: str) -> bool:
 
 def publish(book_dir: str | os.PathLike, executed: list[tuple[str, Path, dict[str, Any]]],
             keep: set[str] | None = None, build: bool = True, build_log: Path | None = None,
-            project_root: Path | None = None, build_args: tuple[str, ...] = ()) -> Path:
+            project_root: Path | None = None, build_args: tuple[str, ...] = (),
+            extra_pages: dict[str, str] | None = None) -> Path:
     """Publish ``executed`` — (page name, executed notebook, its run record) — into ``book_dir``.
 
     Chapters already in the book stay unless ``keep`` (page names) is given and leaves them out.
@@ -301,7 +306,7 @@ def publish(book_dir: str | os.PathLike, executed: list[tuple[str, Path, dict[st
     book = Path(book_dir).resolve()
     if not (book / "_config.yml").is_file():
         raise PublishError(f"{book} is not a Jupyter Book folder (no _config.yml)")
-    files, toc = render(book, executed, keep, project_root)
+    files, toc = render(book, executed, keep, project_root, extra_pages)
     stage_root = Path(tempfile.mkdtemp(prefix=f".{book.name}-publish-", dir=book.parent))
     try:
         stage = stage_root / book.name
@@ -310,8 +315,9 @@ def publish(book_dir: str | os.PathLike, executed: list[tuple[str, Path, dict[st
                                                  (n == "_build" or n.startswith("."))])
         chapters = stage / CHAPTERS
         chapters.mkdir(exist_ok=True)
-        for old in chapters.glob("*.ipynb"):
-            old.unlink()
+        for old in chapters.iterdir():
+            if old.is_file():
+                old.unlink()
         for name, data in files.items():
             (chapters / name).write_bytes(data)
         (stage / "_toc.yml").write_text(toc, encoding="utf-8")

@@ -18,15 +18,6 @@ from roots_course.attention import (
 from roots_course.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_causal_mask_is_lower_triangle():
     m = causal_mask(4)
     assert m.dtype == torch.bool and m.shape == (4, 4)

@@ -3,21 +3,18 @@
 import pytest
 import torch
 
-from roots_course.classify import (GPTClassifier, encode_texts, extract_features, pool, predict, train_classifier,
-                                   train_probe)
+from roots_course.classify import (
+    GPTClassifier,
+    encode_texts,
+    extract_features,
+    pool,
+    predict,
+    train_classifier,
+    train_probe,
+)
 from roots_course.errors import ConfigError, DataError
 from roots_course.model import GPT, GPTConfig
 from roots_course.tokenizer import CharTokenizer
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
 
 TOK = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz ?")
 

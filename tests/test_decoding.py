@@ -18,15 +18,6 @@ from roots_course.output_exercises import EXERCISES
 from roots_course.tokenizer import CharTokenizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(**overrides) -> GPT:
     fields = {"vocab_size": 40, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}
     fields.update(overrides)

@@ -29,14 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- the torchrun environment ---------------------------------------------------------------------
 
 def test_no_torchrun_variables_means_one_process():

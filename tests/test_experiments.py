@@ -24,14 +24,6 @@ MODEL = GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=1, n_head=2, n_embd=16
 IDS = (torch.arange(3000) % VOCAB).to(torch.int32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def cfg(**changes) -> TrainConfig:
     base = TrainConfig(steps=10, batch_size=4, lr=1e-2, min_lr=1e-3, warmup_steps=1, eval_batches=2, seed=3)
     return experiments.comparison_config(base, changes.pop("steps", 10), **changes)

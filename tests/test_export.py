@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import pydoc_data.topics
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydoc_data.topics
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,14 +34,6 @@ REAL_TEXT = DOCS[60_000:66_000]  # text the tokenizers did not train on
 SAMPLES = {"english": "The cat sat on the mat. It didn't move; we'll see what they're doing.",
            "chinese": "猫坐在垫子上。语言模型计算句子的概率，例如“我爱你”。",
            "code": CODE + "x = {'a': [1, 2.5e-3], \"b\": None}  # 注释\n"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,18 @@ import torch
 
 from roots_course.checkpoint import load_checkpoint
 from roots_course.errors import DataError
-from roots_course.finetune import (IGNORE, answer_losses, encode_pairs, finetune, finetune_config, mean_answer_loss,
-                                   save_finetuned)
+from roots_course.finetune import (
+    IGNORE,
+    answer_losses,
+    encode_pairs,
+    finetune,
+    finetune_config,
+    mean_answer_loss,
+    save_finetuned,
+)
 from roots_course.lora import apply_lora
 from roots_course.model import GPT, GPTConfig
 from roots_course.tokenizer import CharTokenizer
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
 
 TOK = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz =?\n0123456789")
 

@@ -12,15 +12,6 @@ from roots_course.generate import beam_search, generate, process_logits, sequenc
 from roots_course.model import GPT, POSITIONS, GPTConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(**overrides) -> GPT:
     fields = dict(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16)
     fields.update(overrides)

@@ -7,18 +7,15 @@ import torch
 from torch import nn
 
 from roots_course.errors import ConfigError
-from roots_course.lora import (LoRALinear, apply_lora, count_parameters, lora_parameter_count, lora_state_dict,
-                               merge_lora)
+from roots_course.lora import (
+    LoRALinear,
+    apply_lora,
+    count_parameters,
+    lora_parameter_count,
+    lora_state_dict,
+    merge_lora,
+)
 from roots_course.model import GPT, GPTConfig
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny() -> GPT:

@@ -11,15 +11,6 @@ from roots_course.errors import CheckpointError, ConfigError
 from roots_course.model import GPT, POSITIONS, GPTConfig, sinusoidal_positions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**overrides) -> GPTConfig:
     fields = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16)
     fields.update(overrides)

@@ -24,14 +24,6 @@ from roots_course.train import TrainConfig, make_optimizer, train
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(seed: int = 0, **overrides) -> GPT:
     torch.manual_seed(seed)
     base = {"vocab_size": 13, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}

@@ -9,16 +9,6 @@ from roots_course.generate import generate
 from roots_course.model import GPT, GPTConfig
 from roots_course.tokenizer import CharTokenizer
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---- number words and numerals ------------------------------------------------------------------
 
 

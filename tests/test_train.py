@@ -11,26 +11,23 @@ import shutil
 import pytest
 import torch
 
-import roots_course.train as train_module
 import roots_course.checkpoint as checkpoint_module
+import roots_course.train as train_module
 from roots_course.artifacts import load_tensors, save_tensors
+from roots_course.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
 from roots_course.errors import CheckpointError, ConfigError, DataError
 from roots_course.model import GPT, GPTConfig
-from roots_course.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
 from roots_course.train import (
-    TrainConfig, estimate_loss, get_batch, lr_at, make_optimizer, train,
+    TrainConfig,
+    estimate_loss,
+    get_batch,
+    lr_at,
+    make_optimizer,
+    train,
 )
 
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
 VOCAB = 17
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(seed: int = 0, **overrides) -> GPT:
