@@ -4,6 +4,7 @@ It knows nothing of Prefect or papermill; the pipelines import it, never the oth
 """
 
 import os
+import warnings
 
 from roots_course._offline import keep_caches_local
 
@@ -14,3 +15,8 @@ keep_caches_local()
 # measured 6-8x slower on a loaded 2-core box); passive waiting costs little when it is idle. It must be
 # set before torch starts its thread pool, which is why it lives here, before any torch import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Libraries we import (datasets, transformers) load tqdm.auto, which in a notebook without ipywidgets
+# warns that it falls back to text progress bars. The text bars are what we want; the warning would
+# only clutter every published chapter.
+warnings.filterwarnings("ignore", message="IProgress not found", category=Warning)
