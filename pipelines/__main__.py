@@ -6,7 +6,9 @@
     python -m pipelines serve [--limit N] [--profiles smoke cpu gpu]
 
 ``run`` runs the ``regenerate`` flow in this process (Prefect starts a temporary server unless
-$PREFECT_API_URL names one) and ends by printing where the built book is. ``serve`` serves the
+$PREFECT_API_URL names one) and ends by printing where the built book is. It exits with 2 for a bad
+parameter, 3 when the artifacts folder cannot be written or another run of the profile holds it,
+and 1 when the run failed. ``serve`` serves the
 deployments (regenerate/smoke|cpu|gpu and the sub-flows) against a running Prefect server.
 ``publish`` republishes the last successful runs without running anything: after editing a chapter's
 prose, citations or captions (not its code), or the book's own pages.
@@ -74,16 +76,24 @@ def cmd_run(args: argparse.Namespace) -> int:
               "notebooks_dir": opt(args.notebooks_dir), "artifacts_dir": opt(args.artifacts_dir),
               "book_dir": opt(args.book_dir)}
     try:
-        resolve(**kwargs, require_book=not args.no_publish)   # fail before starting Prefect, not after
+        params = resolve(**kwargs, require_book=not args.no_publish)   # fail before starting Prefect, not after
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from pipelines.flows import regenerate
+    from pipelines import storage
+    from roots_course.errors import BusyError
 
     started = time.perf_counter()
     try:
-        result = regenerate(publish=not args.no_publish, **kwargs)
+        storage.check_writable(params.profile_dir)
+        # the same lock the flow takes; held from here, a second run is refused before Prefect starts
+        with storage.run_lock(params.profile_dir, params.profile.name):
+            from pipelines.flows import regenerate
+            result = regenerate(publish=not args.no_publish, **kwargs)
+    except (storage.StorageError, BusyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:  # noqa: BLE001  (the flow's failure, told plainly)
         print(f"\nerror: the run failed: {exc}", file=sys.stderr)
         return 1

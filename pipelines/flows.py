@@ -7,7 +7,12 @@
 One task per chapter runs its notebook with papermill (``pipelines.execute``), unless its cache key
 and artifacts are unchanged (``pipelines.cache``). Chapters 3 and 4 run side by side on machines with
 four cores or more (``ROOTS_PIPELINE_WORKERS`` overrides). Every run writes a manifest into
-``artifacts/<profile>/manifest.json`` and shows it as a Markdown artifact in the Prefect UI.
+``artifacts/<profile>/manifest.json`` and shows it as a Markdown artifact in the Prefect UI; after each
+chapter the manifest's ``checksums`` record every artifact, which the library checks on every load.
+
+A run holds ``artifacts/<profile>/.run.lock`` from start to end (``pipelines.storage``): a second run of
+the same profile is refused with the first one's pid. A disk that is full or read-only fails the run
+with the way out in its message; the published book changes only when every chapter succeeded.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipelines import cache, made, manifest
+from pipelines import cache, made, manifest, storage
 from pipelines import publish as publishing
 from pipelines.chapters import GROUPS, ChapterSpec
 from pipelines.execute import KernelDied, execute_notebook
 from pipelines.parameters import ParameterError, RunParameters, resolve
+from roots_course import integrity
 from roots_course.artifacts import provenance
 
 
@@ -89,6 +95,7 @@ def run_chapter(job: dict[str, Any], upstream: dict[int, dict[str, Any] | None])
     run = execute_notebook(notebook, executed_dir, job["notebook_parameters"], cwd=notebook.parent,
                            say=logger.info)
     outputs = cache.describe_files(profile_dir, cache.written_between(before, cache.snapshot(profile_dir)))
+    integrity.record_tree(profile_dir)        # checksums of every artifact, which loaders check against
     record = {
         "status": "ok",
         "chapter": job["number"],
@@ -164,6 +171,18 @@ def _record(flow_name: str, params: RunParameters, started_at: str, wall_s: floa
 
 
 def _run_chapters(flow_name: str, params: RunParameters, publish: bool = False) -> dict[str, Any]:
+    storage.check_writable(params.profile_dir)
+    with storage.run_lock(params.profile_dir, params.profile.name):
+        return _run_chapters_locked(flow_name, params, publish)
+
+
+def _failure(error: BaseException | str, params: RunParameters) -> str:
+    """The error's text, followed by the way out when it is a disk error."""
+    hint = storage.explain(error, params.profile_dir)
+    return f"{error} {hint}" if hint else str(error)
+
+
+def _run_chapters_locked(flow_name: str, params: RunParameters, publish: bool) -> dict[str, Any]:
     logger = get_run_logger()
     started, started_at = time.perf_counter(), manifest.now()
     logger.info(f"{flow_name}: profile {params.profile.name!r}, device {params.device!r} "
@@ -188,7 +207,7 @@ def _run_chapters(flow_name: str, params: RunParameters, publish: bool = False) 
             entries.append(manifest.chapter_entry(spec.name, spec.number, record.get("outcome", "ran"), record))
         elif state.is_failed() or state.is_crashed():
             exc = state.result(raise_on_failure=False)
-            message = str(exc) if isinstance(exc, BaseException) else str(state.message)
+            message = _failure(exc if isinstance(exc, BaseException) else str(state.message), params)
             failures.append(message if spec.notebook.name in message else f"{spec}: {message}")
             entries.append(manifest.chapter_entry(spec.name, spec.number, "failed", error=message))
         else:
@@ -208,9 +227,16 @@ def _run_chapters(flow_name: str, params: RunParameters, publish: bool = False) 
                                          notebooks_dir=str(params.notebooks_dir),
                                          artifacts_dir=str(params.artifacts_root), book_dir=str(params.book_dir))
         except Exception as exc:  # noqa: BLE001  (reported in the manifest, then raised)
-            error = f"publishing failed: {exc}"
+            error = f"publishing failed: {_failure(exc, params)}"
     wall = time.perf_counter() - started
-    data = _record(flow_name, params, started_at, wall, "failed" if error else "completed", entries, error, published)
+    try:
+        integrity.record_tree(params.profile_dir)      # chapters skipped this time are recorded too
+        data = _record(flow_name, params, started_at, wall, "failed" if error else "completed", entries, error,
+                       published)
+    except OSError as exc:      # a full or read-only disk: the run's outcome still reaches the user
+        note = f"the run's manifest could not be written: {_failure(exc, params)}"
+        logger.error(note)
+        error = f"{error}; {note}" if error else note
     if error:
         raise PipelineFailed(error)
     ran = sum(e["status"] == "ran" for e in entries)
@@ -307,10 +333,11 @@ def publish_book(profile: str | None = None, chapters: list[int] | None = None, 
     """
     logger = get_run_logger()
     params = resolve(profile, None, None, chapters, notebooks_dir, artifacts_dir, book_dir, require_book=True)
-    items, keep = _publication(params)
-    target = publishing.publish(params.book_dir, items, keep=keep, build=build,
-                                build_log=params.executed_dir / "book-build.log",
-                                project_root=params.notebooks_dir.parent, extra_pages=_made_page(params, items))
+    with storage.run_lock(params.profile_dir, params.profile.name):    # no run may change the records meanwhile
+        items, keep = _publication(params)
+        target = publishing.publish(params.book_dir, items, keep=keep, build=build,
+                                    build_log=params.executed_dir / "book-build.log",
+                                    project_root=params.notebooks_dir.parent, extra_pages=_made_page(params, items))
     logger.info(f"published {', '.join(n for n, _, _ in items)} into {params.book_dir / 'chapters'}; "
                 f"the built book: {target}")
     return str(target)

@@ -8,7 +8,9 @@
    (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames), then move in ``_toc.yml`` and the
    built ``_build/``.
 
-Any failure before step 3 deletes the staging folder and leaves ``book/`` exactly as it was.
+Any failure before step 3 deletes the staging folder and leaves ``book/`` exactly as it was; a
+publish that was killed outright leaves its staging folder behind, and the next publish removes it.
+One publish at a time writes into a book (the lock ``.book-publish.lock`` beside it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import nbformat
 import yaml
 
 from roots_course.artifacts import atomic_write_text
+from roots_course.locking import FileLock
 
+PUBLISH_WAIT_S = 1800.0
 PROVENANCE_ID = "roots-provenance"
 CHAPTERS = "chapters"
 TOC_HEADER = ("# Jupyter Book's table of contents. `python -m pipelines` rewrites the entries under chapters/ on\n"
@@ -80,13 +84,19 @@ def provenance_markdown(prov: dict[str, Any]) -> str:
         ("packages", packages.replace("|", "\\|")),
     ]
     table = "\n".join(["| what | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows])
-    return ("```{admonition} How this page was made\n:class: note\n\n"
+    day = str(prov.get("executed_at") or "")[:10] or "unknown date"
+    minutes = f"{prov['wall_s'] / 60:.1f} min" if isinstance(prov.get("wall_s"), (int, float)) else "unknown time"
+    summary = (f"How this page was made: profile {prov.get('profile')}, {prov.get('device')}, "
+               f"commit {commit[:7]}, {day}, {minutes}")
+    # a dropdown: the summary in its title is always visible, the full record one click away
+    return (f"```{{admonition}} {summary}\n:class: note dropdown\n\n"
             "This chapter was executed by the ROOTS pipeline (`python -m pipelines`); "
-            "every number below comes from that run.\n\n" + table + "\n```\n")
+            "every number on this page comes from that run.\n\n" + table + "\n```\n")
 
 
 def stamp(nb: nbformat.NotebookNode, prov: dict[str, Any], project_root: Path | None = None) -> nbformat.NotebookNode:
-    """Put ``prov`` into the notebook's metadata and as its first (markdown) cell, replacing an old stamp.
+    """Put ``prov`` into the notebook's metadata and as a markdown cell right after the title cell (the
+    first cell, when it is markdown opening with a ``# `` title; else at the top), replacing an old stamp.
 
     papermill's metadata keeps the machine's absolute paths; they are made relative to ``project_root``.
     """
@@ -95,7 +105,9 @@ def stamp(nb: nbformat.NotebookNode, prov: dict[str, Any], project_root: Path | 
     cell = nbformat.v4.new_markdown_cell(provenance_markdown(prov))
     cell["id"] = PROVENANCE_ID
     cell.metadata["tags"] = [PROVENANCE_ID]
-    nb.cells.insert(0, cell)
+    first = nb.cells[0] if nb.cells else None
+    titled = first is not None and first.cell_type == "markdown" and first.source.lstrip().startswith("# ")
+    nb.cells.insert(1 if titled else 0, cell)
     nb.metadata.setdefault("roots", {})["provenance"] = prov
     pm = nb.metadata.get("papermill")
     if pm and project_root is not None:
@@ -306,6 +318,18 @@ def publish(book_dir: str | os.PathLike, executed: list[tuple[str, Path, dict[st
     book = Path(book_dir).resolve()
     if not (book / "_config.yml").is_file():
         raise PublishError(f"{book} is not a Jupyter Book folder (no _config.yml)")
+    # runs of two profiles may publish into one book: one at a time (a build takes a minute or two)
+    with FileLock(book.parent / f".{book.name}-publish.lock", f"another process is publishing into {book}",
+                  timeout=PUBLISH_WAIT_S):
+        for leftover in book.parent.glob(f".{book.name}-publish-*"):    # of a publish that was killed
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        return _publish_locked(book, executed, keep, build, build_log, project_root, build_args, extra_pages)
+
+
+def _publish_locked(book: Path, executed: list[tuple[str, Path, dict[str, Any]]], keep: set[str] | None,
+                    build: bool, build_log: Path | None, project_root: Path | None, build_args: tuple[str, ...],
+                    extra_pages: dict[str, str] | None) -> Path:
     files, toc = render(book, executed, keep, project_root, extra_pages)
     stage_root = Path(tempfile.mkdtemp(prefix=f".{book.name}-publish-", dir=book.parent))
     try:

@@ -22,6 +22,8 @@ def prefect_defaults(home: Path = PREFECT_DIR) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         # a busy 2-core machine can need more than the 20 s default to start a temporary server
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        # `prefect server start` listens on this machine only unless told otherwise (the API has no login)
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
     }
 
 

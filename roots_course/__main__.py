@@ -2,11 +2,15 @@
 
     python -m roots_course doctor
     python -m roots_course train  --profile cpu [--text FILE] [--steps N] [--out DIR] [--threads N] [--compile]
+                                  [--set KEY=VALUE ...] [--restart]
     torchrun --nproc_per_node 2 -m roots_course train --profile smoke ...    (data-parallel, see distributed.py)
     python -m roots_course sample --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
     python -m roots_course export --checkpoint DIR --out DIR [--tokenizer FILE]
+    python -m roots_course verify --dir artifacts/PROFILE
 
-``train`` prints progress lines, then a JSON summary as its last output.
+``train`` prints progress lines, then a JSON summary as its last output. Started again with the same
+command after it was interrupted (killed, out of memory, a power cut), it resumes from its last
+checkpoint, written at every validation (``train.eval_every`` steps), unless given ``--restart``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: the profile's)")
     train.add_argument("--compile", action="store_true", default=None,
                        help="torch.compile the training step (default: the profile's train.compile)")
+    train.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="KEY=VALUE",
+                       help="override one setting of the profile, e.g. --set train.eval_every=50 (checkpoints are "
+                            "written at every validation); VALUE is read as YAML; repeat for more")
+    train.add_argument("--restart", action="store_true",
+                       help="train from step 0 even when an interrupted run of the same settings could be resumed")
 
     sample = commands.add_parser("sample", help="continue a prompt with a trained checkpoint")
     sample.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder written by train")
@@ -67,7 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "tokenizer.json, ...)")
     export.add_argument("--tokenizer", type=Path, default=None,
                         help="tokenizer.json (default: the one two folders above the checkpoint)")
+
+    verify = commands.add_parser("verify", help="check every artifact of a folder against the checksums in its "
+                                 "manifest.json")
+    verify.add_argument("--dir", type=Path, required=True, help="a profile's artifact folder, e.g. artifacts/cpu")
     return parser
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--set``: a dotted key of the profile and a YAML value."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a dotted key such as train.steps=50, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"the value of {key.strip()} is not valid YAML: {value!r}") from exc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -75,7 +101,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from roots_course.config import load_profile
     from roots_course.pretraining import Run, pretrain
 
-    overrides = {"tokenizer.kind": args.tokenizer} if args.tokenizer else {}
+    overrides = dict(args.settings)
+    if args.tokenizer:
+        overrides["tokenizer.kind"] = args.tokenizer
     if args.compile:
         overrides["train.compile"] = True
     profile = load_profile(args.profile, overrides=overrides or None)
@@ -83,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Under torchrun this joins the process group (one process per GPU or CPU slice); else a no-op.
     with distributed.distributed_session(args.device or profile.device) as device:
         summary = pretrain(run, steps=args.steps, threads=args.threads, device=str(device),
-                           say=lambda line: print(line, flush=True))
+                           say=lambda line: print(line, flush=True), resume=not args.restart)
         if distributed.is_main():
             print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0
@@ -96,11 +124,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from roots_course.generate import beam_search, generate
     from roots_course.tokenizer import load_tokenizer
     from roots_course.checkpoint import load_checkpoint
+    from roots_course.errors import CheckpointError
 
     device = pick_device(args.device)
     model, _, _ = load_checkpoint(args.checkpoint, device)
-    tokenizer = load_tokenizer(args.tokenizer or args.checkpoint.parent.parent / "tokenizer.json")
+    tokenizer_path = args.tokenizer or args.checkpoint.parent.parent / "tokenizer.json"
+    tokenizer = load_tokenizer(tokenizer_path)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise CheckpointError(f"{tokenizer_path} has {tokenizer.vocab_size} token ids but the model in "
+                              f"{args.checkpoint} has {model.config.vocab_size}: they were not trained together; "
+                              f"pass the tokenizer of that run with --tokenizer")
     prompt_ids = tokenizer.encode(args.prompt)
+    if len(prompt_ids) > model.config.block_size:
+        print(f"note: the prompt has {len(prompt_ids)} tokens and the model's context {model.config.block_size}; "
+              f"it continues from the last {model.config.block_size}", file=sys.stderr)
     if args.beam_width:
         new_ids = beam_search(model, prompt_ids, args.max_new_tokens, beam_width=args.beam_width)
     else:
@@ -122,6 +159,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from roots_course.integrity import check_tree
+
+    problems = check_tree(args.dir)
+    for line in problems:
+        print(line)
+    if not problems:
+        print(f"every artifact recorded in {args.dir / 'manifest.json'} is intact")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from roots_course.errors import RootsError
@@ -134,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "verify":
+            return cmd_verify(args)
         return cmd_sample(args)
     except RootsError as exc:
         print(f"error: {exc}", file=sys.stderr)

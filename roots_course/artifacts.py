@@ -11,10 +11,11 @@ Every step of the course writes into ``artifacts/<profile>/`` through this modul
         executed/          notebooks executed by the pipeline, with their logs
         manifest.json      provenance: commit, versions, device, seed, timings
 
-Writes are atomic: the bytes go to a temporary file in the same folder, which is then renamed over
-the target. A crash leaves either the old file or the new one, never a truncated mix.
-Weights are safetensors (no pickle: loading a file a user hands us cannot run code); everything else
-is JSON.
+Writes are atomic: the bytes go to a temporary file in the same folder, are flushed to the disk, and
+the file is then renamed over the target. A crash leaves either the old file or the new one, never a
+truncated mix. Weights are safetensors (no pickle: loading a file a user hands us cannot run code);
+everything else is JSON. Inside a profile folder whose manifest records checksums, every write updates
+its file's checksum and every load checks it (``roots_course.integrity``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,20 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from roots_course import integrity
 from roots_course._offline import PROJECT_ROOT
 from roots_course.errors import CheckpointError
+from roots_course.integrity import rebuild_hint
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files only their owner can read; an artifact gets the usual mode (0644 under umask 022)
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -47,14 +60,40 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with integrity.writing(path):
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
     return path
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename) to the disk, so a power cut cannot undo a finished write."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass                      # some file systems cannot fsync a folder; the rename itself is still atomic
+    finally:
+        os.close(fd)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as a reader should see it: relative to the project when inside it (``artifacts/cpu/...``),
+    so printed output and published chapters don't carry one machine's folders; else unchanged."""
+    try:
+        return Path(path).resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -70,10 +109,12 @@ def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
+    integrity.verify(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON, the file is truncated or altered ({exc})") from exc
+        raise CheckpointError(f"{path}: not valid JSON, the file is truncated or altered ({exc}). "
+                              f"{rebuild_hint(path)}") from exc
 
 
 DIGEST_KEY = "roots_sha256"
@@ -108,15 +149,21 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     os.close(fd)
     try:
         save_file(clean, tmp, metadata=header)
-        os.replace(tmp, path)
+        os.chmod(tmp, _FILE_MODE)
+        with open(tmp, "rb+") as f:          # safetensors does not flush to the disk; do it before the rename
+            os.fsync(f.fileno())
+        with integrity.writing(path):
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
     return path
 
 
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
-    return CheckpointError(f"{path}: not a readable safetensors file, it is truncated or altered ({exc})")
+    return CheckpointError(f"{path}: not a readable safetensors file, it is truncated or altered ({exc}). "
+                           f"{rebuild_hint(path)}")
 
 
 def read_tensors_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -134,13 +181,15 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
+    integrity.verify(path)
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise _unreadable(path, exc) from exc
     expected = read_tensors_metadata(path).get(DIGEST_KEY)
     if expected is not None and tensors_digest(tensors) != expected:
-        raise CheckpointError(f"{path}: the tensors do not match the digest written with them; the file was altered")
+        raise CheckpointError(f"{path}: the tensors do not match the digest written with them; the file was "
+                              f"altered. {rebuild_hint(path)}")
     if torch.device(device).type != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
     return tensors
@@ -259,10 +308,15 @@ def provenance(**extra: Any) -> dict[str, Any]:
 
 
 def update_manifest(path: str | os.PathLike, section: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``entry`` under ``section`` of the manifest at ``path`` (created if missing), atomically."""
+    """Merge ``entry`` under ``section`` of the manifest at ``path`` (created if missing), atomically.
+
+    The read, change and write happen under the manifest's lock: chapters running side by side (each in
+    its own kernel) update the same manifest, and neither may lose the other's section.
+    """
     path = Path(path)
-    manifest = read_json(path) if path.exists() else {}
-    manifest[section] = entry
-    manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    atomic_write_json(path, manifest)
+    with integrity.manifest_lock(path.parent):
+        manifest = read_json(path) if path.exists() else {}
+        manifest[section] = entry
+        manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_json(path, manifest)
     return manifest

@@ -20,8 +20,11 @@ from typing import Any
 
 import torch
 
+from roots_course._offline import PROJECT_ROOT
+from roots_course.artifacts import shown
 from roots_course.config import Profile, load_profile
 from roots_course.device import describe, pick_device, seed_everything, set_threads
+from roots_course.errors import ConfigError
 from roots_course.pretraining import Run
 from roots_course.train import quiet_environment
 
@@ -39,8 +42,14 @@ class Chapter:
         return self.run.paths
 
     def say(self, message: str) -> None:
-        """A line of narration from the library (what it built, what it reused), flushed at once."""
-        print(f"[roots] {message}", flush=True)
+        """A line of narration from the library (what it built, what it reused), flushed at once; paths
+        inside the project are shown relative to it."""
+        print(f"[roots] {message.replace(str(PROJECT_ROOT) + '/', '')}", flush=True)
+
+    @staticmethod
+    def shown(path) -> str:
+        """A path as the chapter prints it: relative to the project when inside it."""
+        return shown(path)
 
     @property
     def progress(self) -> bool:
@@ -48,10 +57,30 @@ class Chapter:
         return not quiet_environment()
 
 
+_PARAMETER_KINDS = {"profile": ((str,), "a profile name such as 'smoke'"), "device": ((str,), "auto, cpu, cuda or mps"),
+                    "seed": ((int,), "a non-negative integer"), "threads": ((int,), "a positive integer"),
+                    "artifacts_dir": ((str, os.PathLike), "a folder path")}
+
+
+def check_parameters(**values: Any) -> None:
+    """ConfigError naming the first notebook parameter of the wrong type or range (None means the default)."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        kinds, what = _PARAMETER_KINDS[name]
+        if isinstance(value, bool) or not isinstance(value, kinds) or \
+                (name == "seed" and value < 0) or (name == "threads" and value < 1):
+            raise ConfigError(f"notebook parameter {name!r} must be {what} (or None for the default), got {value!r}")
+    folder = values.get("artifacts_dir")
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+        raise ConfigError(f"notebook parameter 'artifacts_dir': {folder} is a file, not a folder")
+
+
 def setup_chapter(profile: str | None = None, device: str | None = None, seed: int | None = None,
                   artifacts_dir: str | os.PathLike | None = None, threads: int | None = None,
                   overrides: dict[str, Any] | None = None) -> Chapter:
     """Resolve a notebook's parameters; fail at once, naming the parameter, when one is invalid."""
+    check_parameters(profile=profile, device=device, seed=seed, artifacts_dir=artifacts_dir, threads=threads)
     settings = dict(overrides or {})
     if device is not None:
         settings["device"] = device

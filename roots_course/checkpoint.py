@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from roots_course.artifacts import atomic_write_json, load_tensors, read_json, save_tensors
+from roots_course import integrity
+from roots_course.artifacts import atomic_write_json, fsync_folder, load_tensors, read_json, save_tensors
 from roots_course.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -129,9 +130,11 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizer: t
     full_state.setdefault("rng", capture_rng_state())
     atomic_write_json(new / STATE_FILE, json_safe(full_state))
 
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(new, directory)
+    with integrity.writing(directory):      # the manifest's checksums follow the swap
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(new, directory)
+    fsync_folder(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
     return directory
 

@@ -272,12 +272,19 @@ def load_profile(name: str | None = None, path: str | os.PathLike = CONFIG_PATH,
     if name not in profiles:
         raise ConfigError(f"unknown profile {name!r}; allowed profiles: {', '.join(profiles)}")
     settings = _deep_copy(profiles[name])
+    if not isinstance(settings, dict):
+        raise ConfigError(f"profiles.{name} must be a mapping of settings, got {type(settings).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(settings, dotted, value, profile=name)
 
     where = f"profiles.{name}"
     _check_keys(settings, {"seed", "device", "threads", "corpus", "tokenizer", "model", "train",
                            "representation", "optimization", "tasks", "output", "society"}, where)
+    for section in ("corpus", "tokenizer", "model", "train", "representation", "optimization", "tasks", "output",
+                    "society"):
+        if not isinstance(settings.get(section, {}), dict):
+            raise ConfigError(f"{where}.{section} must be a mapping of settings, "
+                              f"got {type(settings[section]).__name__} {settings[section]!r}")
     seed = _check_type(settings.get("seed", 1337), int, f"{where}.seed")
     if seed < 0:
         raise ConfigError(f"{where}.seed must be a non-negative integer, got {seed}")

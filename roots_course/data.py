@@ -42,6 +42,7 @@ from typing import Any
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value, concatenate_datasets
 
+from roots_course import integrity
 from roots_course.errors import DataError
 from roots_course.grammar import StoryGrammar
 
@@ -150,11 +151,12 @@ def _cached(cache_dir: Path | str | None, key: str, build: Callable[[], DatasetD
                 shutil.rmtree(path, ignore_errors=True)
         ds = build()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")   # hidden: not an artifact until renamed
         shutil.rmtree(tmp, ignore_errors=True)
         ds.save_to_disk(str(tmp))
         try:
-            os.replace(tmp, path)
+            with integrity.writing(path):   # inside a recorded artifacts folder, its checksums follow
+                os.replace(tmp, path)
         except OSError:  # another process saved it first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     return ds
@@ -296,6 +298,9 @@ def _read_utf8(path: Path) -> str:
             f"{path} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
             f"cannot be decoded ({exc.reason}); convert the file to UTF-8"
         ) from None
+    if "\x00" in text:  # valid UTF-8, yet no text file holds NUL: an image, an archive, a database...
+        raise DataError(f"{path} looks like a binary file, not text: it holds a NUL byte at byte offset "
+                        f"{data.index(0)}; give a UTF-8 text file")
     return text.removeprefix("\ufeff")  # a byte-order mark is not text
 
 

@@ -173,12 +173,12 @@ def datasheet_markdown(sheet: Mapping[str, Any]) -> str:
     kinds = ", ".join(f"{k}: {v:,}" for k, v in t["kinds"].items())
     scripts = ", ".join(f"{k} {v:,}" for k, v in list(sheet["character_classes"].items())[:8])
     lic = sheet.get("license_file") or {}
+    options = ", ".join(f"{k}={v}" for k, v in (sheet.get("spec") or {}).items() if v is not None and k != "kind")
     lines = [
         f"- **Source**: corpus kind `{sheet['corpus']}`, read from Python {sheet['python']}"
-        + (f" ({', '.join(f'{k}={v}' for k, v in sheet['spec'].items() if v is not None and k != 'kind')})"
-           if sheet.get("spec") else "") + ".",
+        + (f" ({options})" if options else "") + ".",
         f"- **License**: {sheet['license']}"
-        + (f" The running Python's license file `{lic['path']}` "
+        + (" The running Python's license file (`LICENSE.txt` in its standard library) "
            + ("contains the PSF License Agreement" if lic.get("psf_license") else "does not name the PSF License")
            + (f" ({lic['copyright']})" if lic.get("copyright") else "") + f"; SHA-256 {lic['sha256'][:12]}…."
            if lic.get("path") else ""),

@@ -22,3 +22,7 @@ class CheckpointError(RootsError, ValueError):
 
 class ExportError(RootsError, ValueError):
     """A model or tokenizer cannot be expressed exactly in another library's format."""
+
+
+class BusyError(RootsError, RuntimeError):
+    """Another process (or thread) holds the lock on what this one would write."""

@@ -63,6 +63,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from roots_course import integrity
 from roots_course.attention import rope_frequencies
 from roots_course.errors import ExportError
 from roots_course.model import GPT, GPTConfig
@@ -393,9 +394,10 @@ def export_model(model: GPT, tokenizer: Tokenizer, out: str | os.PathLike, *,
         raise
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
+    with integrity.writing(out):          # inside a profile's artifacts, the manifest's checksums follow
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
     return report
 

@@ -37,7 +37,7 @@ def _inference(model: GPT) -> Iterator[None]:
         model.train(was_training)
 
 
-def _as_ids(ids: Sequence[int] | Tensor, what: str = "prompt_ids") -> list[int]:
+def _as_ids(ids: Sequence[int] | Tensor, what: str = "prompt_ids", vocab_size: int | None = None) -> list[int]:
     if isinstance(ids, Tensor):
         if ids.dim() == 2 and ids.size(0) == 1:
             ids = ids[0]
@@ -47,6 +47,11 @@ def _as_ids(ids: Sequence[int] | Tensor, what: str = "prompt_ids") -> list[int]:
     ids = [int(i) for i in ids]
     if not ids:
         raise ConfigError(f"{what} is empty; the model needs at least one token to condition on")
+    if vocab_size is not None:
+        bad = next((i for i in ids if not 0 <= i < vocab_size), None)
+        if bad is not None:   # e.g. the ids of another tokenizer than the model's
+            raise ConfigError(f"{what} holds token id {bad}, outside the model's vocabulary 0..{vocab_size - 1}; "
+                              f"encode the text with the tokenizer the model was trained with")
     return ids
 
 
@@ -165,7 +170,7 @@ def generate(
     are matched, never the prompt. use_cache=False recomputes the whole context every step (slow;
     for comparison). See the module docstring for what happens when the context window is full.
     """
-    prompt = _as_ids(prompt_ids)
+    prompt = _as_ids(prompt_ids, vocab_size=model.config.vocab_size)
     if max_new_tokens < 0:
         raise ConfigError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     greedy = greedy or temperature == 0
@@ -225,7 +230,7 @@ def beam_search(
     beams have finished. The winner maximises  sum of log p / (new tokens) ** length_penalty;
     without eos_id every beam has the same length, so length_penalty has no effect.
     """
-    prompt = _as_ids(prompt_ids)
+    prompt = _as_ids(prompt_ids, vocab_size=model.config.vocab_size)
     if beam_width < 1:
         raise ConfigError(f"beam_width must be >= 1, got {beam_width}")
     if max_new_tokens < 1:
@@ -286,7 +291,7 @@ def sequence_log_prob(model: GPT, ids: Sequence[int] | Tensor, start: int = 1) -
     by block_size // 2, so every token after the first window sees at least half a window of
     context (not its whole history: the model cannot see more).
     """
-    ids = _as_ids(ids, "ids")
+    ids = _as_ids(ids, "ids", vocab_size=model.config.vocab_size)
     L = len(ids)
     if not 1 <= start <= L:
         raise ConfigError(f"start must be in [1, len(ids)={L}], got {start} (token 0 has no context)")

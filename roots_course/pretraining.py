@@ -6,6 +6,10 @@ Chapter 1 calls ``prepare_corpus``/``prepare_tokenizer``/``prepare_tokens``, cha
 ``pretrain``, and chapters 3–5 call ``load_pretrained``. Each step first looks for its artifact; when it
 is missing, or was made with other settings, it builds it with the same call the upstream chapter uses
 and says so. That is what lets every chapter run alone on a fresh clone.
+
+``pretrain(..., resume=True)`` (what ``python -m roots_course train`` does) continues an interrupted run:
+when the checkpoint folder holds an unfinished run of the same model, training settings and data, it
+resumes from that checkpoint and ends with the weights an uninterrupted run would have (on a CPU).
 """
 
 from __future__ import annotations
@@ -21,19 +25,20 @@ from typing import Any, Callable
 import torch
 from datasets import DatasetDict, load_from_disk
 
-from roots_course import artifacts, distributed
+from roots_course import artifacts, distributed, integrity
 from roots_course.artifacts import ArtifactPaths
 from roots_course.config import Profile
 from roots_course.data import corpus_text, load_corpus, quiet_datasets, text_file_corpus
 from roots_course.device import configure_backends, describe, pick_device, seed_everything, set_threads
-from roots_course.errors import DataError
+from roots_course.errors import CheckpointError, DataError
 from roots_course.generate import generate
-from roots_course.model import GPT
+from roots_course.model import GPT, GPTConfig
 from roots_course.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
-from roots_course.checkpoint import load_checkpoint
-from roots_course.train import TrainResult, train
+from roots_course.checkpoint import CONFIG_FILE, STATE_FILE, has_checkpoint, load_checkpoint
+from roots_course.train import TrainConfig, TrainResult, train
 
 Say = Callable[[str], None]
+TOKENS_FILE = "tokens.safetensors"
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
     for split in ("train", "validation"):
         if sum(len(t) for t in corpus[split]["text"]) == 0:
             raise DataError(f"the {split} split of corpus {spec} is empty")
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = folder.with_name(f".{folder.name}.new")    # hidden: never taken for an artifact while being built
     if tmp.exists():
         shutil.rmtree(tmp)
     with quiet_datasets():
@@ -100,12 +105,13 @@ def prepare_corpus(run: Run, say: Say = print) -> DatasetDict:
 
 def _replace_dir(new: Path, target: Path) -> None:
     """Put folder ``new`` in place of ``target`` with renames only, so no half-built folder is seen."""
-    old = target.with_name(target.name + ".old")
+    old = target.with_name(f".{target.name}.old")
     if old.exists():
         shutil.rmtree(old)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
+    with integrity.writing(target):      # the manifest's checksums follow the swap
+        if target.exists():
+            target.rename(old)
+        new.rename(target)
     if old.exists():
         shutil.rmtree(old)
 
@@ -129,7 +135,7 @@ def prepare_tokens(run: Run, corpus: DatasetDict, tokenizer: Tokenizer,
                    say: Say = print) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids of the train and validation splits, each one long 1-D int64 tensor."""
     spec = {"tokenizer_sha256": artifacts.sha256_file(run.paths.tokenizer), "corpus": run.corpus_spec()}
-    path = run.paths.tokens / "tokens.safetensors"
+    path = run.paths.tokens / TOKENS_FILE
     if _fresh(run.paths.tokens / "spec.json", spec):
         saved = artifacts.load_tensors(path)
         return saved["train"].long(), saved["validation"].long()
@@ -151,7 +157,7 @@ def prepare_data(run: Run, say: Say = print) -> tuple[Tokenizer, torch.Tensor, t
 def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, device: str | None = None,
              checkpoint_name: str = "pretrained", progress: bool | None = None, say: Say = print,
              callback: Callable[[int, dict[str, Any]], None] | None = None, peak_flops: float | None = None,
-             sample_prompt: str | None = None, sample_tokens: int = 48) -> dict[str, Any]:
+             sample_prompt: str | None = None, sample_tokens: int = 48, resume: bool = False) -> dict[str, Any]:
     """Train the profile's GPT from scratch and save it; return a JSON-able summary of the run.
 
     The summary holds the training ``history`` (one row per log step, see ``train``). With
@@ -159,7 +165,8 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     model FLOP utilisation ``mfu``. With ``sample_prompt``, each validation row also gets a ``sample``:
     ``sample_tokens`` tokens the model writes from that prompt at that point of training (drawn with
     their own seeded generator, so sampling never changes the training run), before ``callback`` sees
-    the row.
+    the row. With ``resume``, an interrupted run of the same settings in the checkpoint folder is
+    continued from its last checkpoint (see ``interrupted_run``) instead of started over.
 
     Under ``torchrun`` (see ``roots_course.distributed``) every process calls this: rank 0 builds the
     data first while the others wait, all train data-parallel, and only rank 0 logs, writes the
@@ -182,6 +189,11 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     model_config = profile.model_config(tokenizer.vocab_size)
     model = GPT(model_config).to(torch_device)
     checkpoint_dir = run.paths.checkpoint(checkpoint_name)
+    data_sha256 = artifacts.read_tensors_metadata(run.paths.tokens / TOKENS_FILE).get(artifacts.DIGEST_KEY)
+    resuming = False
+    if resume:
+        resuming, why = interrupted_run(checkpoint_dir, train_config, model_config, data_sha256)
+        say(why)
     say(f"pretraining a {model.num_parameters() / 1e6:.2f} M-parameter GPT for {train_config.steps} steps "
         f"on {describe(torch_device)}")
 
@@ -195,7 +207,8 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
 
     result: TrainResult = train(model, train_ids, val_ids, train_config, torch_device,
                                 checkpoint_dir=checkpoint_dir, callback=on_row, progress=progress,
-                                peak_flops=peak_flops)
+                                peak_flops=peak_flops, resume=resuming,
+                                checkpoint_state={"data_sha256": data_sha256})
     if not distributed.is_main():
         return {"profile": profile.name, "rank": distributed.rank(), "world_size": world, "steps": result.steps,
                 "train_loss": result.final_train_loss, "val_loss": result.final_val_loss}
@@ -233,7 +246,46 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
         profile=profile.name, seed=profile.seed, device=describe(torch_device),
         config_hash=artifacts.config_hash(profile.to_dict()),
         summary={k: v for k, v in summary.items() if k != "history"}))
+    integrity.record_tree(run.paths.dir)      # the manifest now holds a checksum of every artifact
     return summary
+
+
+def interrupted_run(checkpoint_dir: Path, train_config: TrainConfig, model_config: GPTConfig,
+                    data_sha256: str | None) -> tuple[bool, str]:
+    """Whether ``checkpoint_dir`` holds an unfinished run of exactly these settings and data, and why (not).
+
+    A finished run, or one of another model, training configuration or data, is not resumed: training
+    starts from step 0 (and replaces that checkpoint at its first validation).
+    """
+    if not has_checkpoint(checkpoint_dir):
+        return False, f"no checkpoint in {checkpoint_dir} to resume: training from step 0"
+    try:
+        config = artifacts.read_json(checkpoint_dir / CONFIG_FILE)
+        state = artifacts.read_json(checkpoint_dir / STATE_FILE)
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot tell whether to resume from {checkpoint_dir}: {exc} To train from step 0 "
+                              f"instead, delete that folder (or pass --restart to python -m roots_course train)."
+                              ) from exc
+    step = state.get("step") if isinstance(state, dict) else None
+    if not isinstance(config, dict) or not isinstance(step, int):
+        raise CheckpointError(f"{checkpoint_dir / STATE_FILE}: not a checkpoint's state (no step); delete "
+                              f"{checkpoint_dir} to train from step 0")
+    if step >= train_config.steps:
+        return False, (f"the checkpoint in {checkpoint_dir} is of a finished run ({step} of {train_config.steps} "
+                       f"steps): training again from step 0")
+
+    def same(a: Any, b: Any) -> bool:
+        return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+    differ = [what for what, saved, now in (("model configuration", config.get("model"), model_config.to_dict()),
+                                            ("training configuration", config.get("train"), train_config.to_dict()),
+                                            ("training data", state.get("data_sha256"), data_sha256))
+              if not same(saved, now)]
+    if differ:
+        return False, (f"the checkpoint in {checkpoint_dir} (step {step}) was made with another "
+                       f"{' and '.join(differ)}: training from step 0")
+    return True, (f"resuming the interrupted run in {checkpoint_dir} from its checkpoint at step {step} of "
+                  f"{train_config.steps}")
 
 
 def _silent(line: str) -> None:

@@ -402,6 +402,32 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+MAX_WORD_CHARS = 20_000
+_LONG_RUN = re.compile(rf"\S{{{MAX_WORD_CHARS},}}")
+
+
+def check_word_lengths(texts: Sequence[str], limit: int = MAX_WORD_CHARS) -> None:
+    """DataError when a text holds a piece the BPE pre-tokenizer cannot break (a run of letters, of
+    digits or of punctuation) longer than ``limit`` characters.
+
+    BPE training time grows with the square of a piece's length: one 2-million-letter "word" (a line
+    of text with its spaces stripped, a blob of letters) would keep the trainer busy for hours. A long
+    line of ordinary text is fine: spaces break it into words.
+    """
+    from roots_course.bpe import SPLIT_REGEX
+
+    for index, text in enumerate(texts):
+        for run in _LONG_RUN.finditer(text):          # only runs without whitespace can hold such a piece
+            piece = max(SPLIT_REGEX.findall(run.group()), key=len)
+            if len(piece) > limit:
+                start = run.start() + run.group().index(piece)
+                raise DataError(
+                    f"training text {index} holds a piece of {len(piece):,} characters with no space or other "
+                    f"break (at character {start:,}: {piece[:40]!r}...); byte-level BPE training slows down with "
+                    f"the square of a piece's length and would take hours. Use text whose words are separated "
+                    f"(prose, code, one record per line), cut that run out, or use the char tokenizer")
+
+
 def train_tokenizer(
     kind: str, text: str | Iterable[str], vocab_size: int | None = None, verbose: bool = False
 ) -> Tokenizer:
@@ -417,6 +443,7 @@ def train_tokenizer(
     texts = as_texts(text)
     if kind == "char":
         return CharTokenizer.train(texts)
+    check_word_lengths(texts)
     size = DEFAULT_VOCAB_SIZE if vocab_size is None else int(vocab_size)
     return _classes()[kind].train(texts, size, verbose=verbose)
 

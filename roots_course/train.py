@@ -282,7 +282,8 @@ Callback = Callable[[int, dict[str, Any]], Any]
 def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor | None, cfg: TrainConfig,
           device: torch.device | str | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
           resume: bool = False, callback: Callback | None = None, progress: bool | None = None,
-          peak_flops: float | None = None, stop_at: int | None = None) -> TrainResult:
+          peak_flops: float | None = None, stop_at: int | None = None,
+          checkpoint_state: dict[str, Any] | None = None) -> TrainResult:
     """Train ``model`` in place on windows of ``train_tokens`` for ``cfg.steps`` updates.
 
     - Every ``cfg.log_every`` steps (and at each validation and the last step) a history row is
@@ -299,6 +300,8 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
       ``mfu = flops_per_token × tokens/s ÷ peak_flops``.
     - ``stop_at``: end this call after that many steps (the schedule still spans ``cfg.steps``), to
       train in chunks; a later call with ``resume=True`` continues.
+    - ``checkpoint_state``: JSON-able entries saved in every checkpoint's ``state.json`` besides the
+      loop's own (e.g. a digest of the training data, so a resume can check it trains on the same).
     - ``cfg.compile``: the training forward runs through ``torch.compile`` (static shapes); ``model``
       itself is not replaced, so validation, callbacks and generation run eagerly.
     - Inside a torchrun process group (``roots_course.distributed``) the step is data-parallel:
@@ -418,6 +421,7 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
             say(_format_row(row, cfg.steps))
         if main and checkpoint_dir is not None and (validate or done == end):
             save_checkpoint(checkpoint_dir, model, optimizer, {
+                **(checkpoint_state or {}),
                 "step": done,
                 "history": history,
                 "wall_s": wall_before + time.perf_counter() - started,

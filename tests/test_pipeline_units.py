@@ -213,16 +213,17 @@ RECORD = {"name": "01_representation", "wall_s": 1.5, "finished": "2026-01-01T00
                          "packages": {"torch": "2.13.0", "prefect": None}}}
 
 
-def test_stamping_is_visible_first_and_replaces_an_old_stamp(tmp_path):
+def test_stamping_follows_the_title_and_replaces_an_old_stamp(tmp_path):
     nb = nbformat.read(write_notebook(tmp_path, 1), as_version=4)
     nb.metadata["papermill"] = {"input_path": str(tmp_path / "notebooks" / "x.ipynb"), "output_path": "/elsewhere/y"}
     prov = publish.provenance_of(RECORD)
     stamped = publish.stamp(publish.stamp(nb, prov, tmp_path), prov, tmp_path)
-    first = stamped.cells[0]
+    assert stamped.cells[0].source.startswith("# Chapter 1")
+    first = stamped.cells[1]
     assert first.cell_type == "markdown" and [c.cell_type for c in stamped.cells].count("markdown") == 3
-    for text in ("`smoke`", "`c0ffee`", "| uncommitted changes | no |", "1337", "1.5 s", "ab" * 32, "torch 2.13.0"):
+    for text in ("`smoke`", "`c0ffee`", "| uncommitted changes | no |", "1337", "1.5 s", "ab" * 32, "torch 2.13.0",
+                 "How this page was made: profile smoke, cpu (2 cores), commit c0ffee, 2026-01-01, 0.0 min"):
         assert text in first.source
-    assert stamped.cells[1].source.startswith("# Chapter 1")
     assert stamped.metadata["roots"]["provenance"]["notebook_sha256"] == "ab" * 32
     assert stamped.metadata["papermill"] == {"input_path": "notebooks/x.ipynb", "output_path": "y"}
     nbformat.validate(stamped)
