@@ -60,3 +60,14 @@ def test_gpu_check_runs_on_the_cpu():
     assert report["adamw_fused"] is True and report["flash_only_training_step"] == "ok"
     assert any("flash_attention" in op for op in report["attention_ops_in_a_training_step"])
     assert report["training"][0]["tokens_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_attention_paths_compares_both_implementations_against_seed_noise():
+    report = run_benchmark("attention_paths.py", "--steps", "4", "--eval-every", "2", "--threads", "1",
+                           "--max-chars", "50000")
+    assert set(report["ms_per_iter_median"]) == {"fused", "written-out"}
+    for curves in report["val_loss_by_seed"].values():
+        assert set(curves["fused"]) == set(curves["written-out"]) == {"2", "4"}
+    assert report["largest_difference_between_implementations"] < 1e-3   # the same function, so the same steps
+    assert report["noise_largest_difference_between_seeds"] > 0
