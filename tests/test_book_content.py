@@ -172,7 +172,8 @@ def test_a_plotting_cell_without_caption_is_reported():
 
 
 def executed_copies() -> list[tuple[Path, Path]]:
-    """(clean notebook, a finished run of its current code in artifacts/<profile>/executed/).
+    """(clean notebook, a finished run of its current code: in artifacts/<profile>/executed/, or the
+    page published from such a run in book/chapters/).
 
     A run counts when its record (``<name>.run.json``) says it succeeded on this notebook's code hash;
     a notebook still being executed, or one left by a failed or older run, does not."""
@@ -189,6 +190,15 @@ def executed_copies() -> list[tuple[Path, Path]]:
                    and "injected-parameters" not in c.metadata.get("tags", [])]
             if ran == code:
                 pairs.append((clean, executed))
+        # the committed book is a run too, present on every clone (CI included)
+        page = ROOT / "book" / "chapters" / clean.name
+        if page.is_file():
+            nb = nbformat.read(page, as_version=4)
+            if nb.metadata.get("roots", {}).get("provenance", {}).get("notebook_sha256") == notebook_hash(clean):
+                ran = [c.source for c in nb.cells if c.cell_type == "code"
+                       and "injected-parameters" not in c.metadata.get("tags", [])]
+                if ran == code:
+                    pairs.append((clean, page))
     return pairs
 
 
