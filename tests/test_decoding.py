@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import sharp_tiny_gpt
 
 from roots_course import decoding_metrics as dm
 from roots_course import decoding_study as ds
@@ -17,15 +18,7 @@ from roots_course.model import GPT, GPTConfig
 from roots_course.output_exercises import EXERCISES
 from roots_course.tokenizer import CharTokenizer
 
-
-def tiny_model(**overrides) -> GPT:
-    fields = {"vocab_size": 40, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}
-    fields.update(overrides)
-    model = GPT(GPTConfig(**fields))
-    with torch.no_grad():  # sharper than the N(0, 0.02) init, so decoding choices are clear-cut
-        for p in model.parameters():
-            p.mul_(10)
-    return model
+tiny_model = sharp_tiny_gpt
 
 
 # ---- entropy -------------------------------------------------------------------------------------

@@ -6,20 +6,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import sharp_tiny_gpt
 
 from roots_course.errors import ConfigError
 from roots_course.generate import beam_search, generate, process_logits, sequence_log_prob
-from roots_course.model import GPT, POSITIONS, GPTConfig
+from roots_course.model import POSITIONS
 
-
-def tiny_model(**overrides) -> GPT:
-    fields = dict(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16)
-    fields.update(overrides)
-    model = GPT(GPTConfig(**fields))
-    with torch.no_grad():  # sharper than the N(0, 0.02) init, so decoding choices are clear-cut
-        for p in model.parameters():
-            p.mul_(10)
-    return model
+tiny_model = sharp_tiny_gpt
 
 
 # ---- process_logits ---------------------------------------------------------------------------
