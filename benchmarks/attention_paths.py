@@ -25,11 +25,11 @@ import time
 
 import torch
 
-from roots_course.data import corpus_text, python_docs_corpus
-from roots_course.device import describe, set_threads
-from roots_course.model import GPT, GPTConfig
-from roots_course.tokenizer import CharTokenizer
-from roots_course.train import TrainConfig, train
+from roots_course.core.data import corpus_text, python_docs_corpus
+from roots_course.core.device import describe, set_threads
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import CharTokenizer
+from roots_course.core.train import TrainConfig, train
 
 IMPLEMENTATIONS = {"fused": True, "written-out": False}
 

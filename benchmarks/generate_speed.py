@@ -23,10 +23,10 @@ import time
 
 import torch
 
-from roots_course.config import load_profile
-from roots_course.device import describe, pick_device, set_threads
-from roots_course.generate import generate
-from roots_course.model import GPT
+from roots_course.course.config import load_profile
+from roots_course.core.device import describe, pick_device, set_threads
+from roots_course.core.generate import generate
+from roots_course.core.model import GPT
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     threads = set_threads(args.threads)
     device = pick_device(args.device)
     if args.checkpoint:
-        from roots_course.checkpoint import load_checkpoint
+        from roots_course.core.checkpoint import load_checkpoint
         model, _, _ = load_checkpoint(args.checkpoint, device)
         source = f"trained checkpoint {args.checkpoint}"
     else:

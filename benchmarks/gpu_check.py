@@ -27,8 +27,8 @@ import traceback
 
 import torch
 
-from roots_course.config import load_profile
-from roots_course.device import (
+from roots_course.course.config import load_profile
+from roots_course.core.device import (
     autocast_context,
     backend_settings,
     configure_backends,
@@ -37,8 +37,8 @@ from roots_course.device import (
     pick_device,
     set_threads,
 )
-from roots_course.model import GPT
-from roots_course.train import TrainConfig, make_optimizer, train
+from roots_course.core.model import GPT
+from roots_course.core.train import TrainConfig, make_optimizer, train
 
 
 def attention_kernels(model: GPT, x: torch.Tensor, device: torch.device) -> list[str]:

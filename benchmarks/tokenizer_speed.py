@@ -2,11 +2,11 @@
 
     python benchmarks/tokenizer_speed.py [--vocab-sizes 512 2048] [--repeats 3] [--max-chars N]
 
-The text is the default corpus, ``roots_course.data.python_docs_corpus()`` (the running Python's
+The text is the default corpus, ``roots_course.core.data.python_docs_corpus()`` (the running Python's
 documentation), joined the way ``pretraining.prepare_tokenizer`` joins it. Both tokenizers train on its
 train split and encode it (as ``prepare_tokens`` does); throughput is UTF-8 megabytes (10^6 bytes) of
 that text per second, the median over ``--repeats``. ``bpe`` is the from-scratch Python one
-(``roots_course.bpe``), ``fast_bpe`` the Rust ``tokenizers`` library behind the same interface. Every
+(``roots_course.core.bpe``), ``fast_bpe`` the Rust ``tokenizers`` library behind the same interface. Every
 from-scratch encoding starts from a fresh copy of the tokenizer, so its word cache starts empty (a cold
 cache: the cost the pipeline pays). The library uses all cores unless ``RAYON_NUM_THREADS`` says
 otherwise; the JSON records it. ``bpe_trains_smoke_vocabulary_under_10_s`` checks the course's promise
@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from roots_course.bpe import ByteBPETokenizer
-from roots_course.data import corpus_text, python_docs_corpus
-from roots_course.tokenizer import FastBPETokenizer, Tokenizer
+from roots_course.core.bpe import ByteBPETokenizer
+from roots_course.core.data import corpus_text, python_docs_corpus
+from roots_course.core.tokenizer import FastBPETokenizer, Tokenizer
 
 KINDS: dict[str, type[Tokenizer]] = {"bpe": ByteBPETokenizer, "fast_bpe": FastBPETokenizer}
 SMOKE_VOCAB = 512

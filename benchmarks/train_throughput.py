@@ -1,4 +1,4 @@
-"""Training throughput of roots_course.train, printed as JSON.
+"""Training throughput of roots_course.core.train, printed as JSON.
 
     python benchmarks/train_throughput.py [--configs reference cpu large] [--steps 30] [--threads 2] [--compile]
 
@@ -31,11 +31,11 @@ import time
 
 import torch
 
-from roots_course.config import load_profile
-from roots_course.device import (autocast_context, configure_backends, describe, matmul_ceiling_flops,
+from roots_course.course.config import load_profile
+from roots_course.core.device import (autocast_context, configure_backends, describe, matmul_ceiling_flops,
                                  pick_device, set_threads)
-from roots_course.model import GPT, GPTConfig
-from roots_course.train import TrainConfig, get_batch, make_optimizer, train
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.train import TrainConfig, get_batch, make_optimizer, train
 
 NAMED = {
     "reference": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12),

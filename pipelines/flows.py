@@ -35,8 +35,8 @@ from pipelines import publish as publishing
 from pipelines.chapters import GROUPS, ChapterSpec
 from pipelines.execute import KernelDied, execute_notebook
 from pipelines.parameters import ParameterError, RunParameters, resolve
-from roots_course import integrity
-from roots_course.artifacts import provenance
+from roots_course.store import integrity
+from roots_course.store.artifacts import provenance
 
 
 class PipelineFailed(RuntimeError):
@@ -125,7 +125,7 @@ def run_chapter(job: dict[str, Any], upstream: dict[int, dict[str, Any] | None])
 def _device_description(resolved: str) -> str:
     import torch
 
-    from roots_course.device import describe
+    from roots_course.core.device import describe
     return describe(torch.device(resolved))
 
 

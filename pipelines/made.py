@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from roots_course.model_card import demote_headings
+from roots_course.society.model_card import demote_headings
 
 PAGE = "how_this_book_was_made.md"
 

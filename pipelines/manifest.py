@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from roots_course.artifacts import git_state, package_versions, update_manifest
+from roots_course.store.artifacts import git_state, package_versions, update_manifest
 
 SECTION = "pipeline"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.chapters import ChapterSpec, discover, select
-from roots_course.config import Profile, load_profile, profile_names
+from roots_course.course.config import Profile, load_profile, profile_names
 from roots_course.errors import ConfigError
 
 
@@ -71,7 +71,7 @@ def resolve(profile: Any = None, device: Any = None, seed: Any = None, chapters:
     ``require_book``: the run will publish, so ``book_dir`` must be a Jupyter Book folder.
     """
     if profile is None:
-        from roots_course.config import default_profile_name
+        from roots_course.course.config import default_profile_name
         profile = default_profile_name()
     if not isinstance(profile, str):
         raise _fail("profile", f"must be a string, got {type(profile).__name__} {profile!r}")
@@ -98,7 +98,7 @@ def resolve(profile: Any = None, device: Any = None, seed: Any = None, chapters:
         name = "device" if ".device" in str(exc) else "seed" if ".seed" in str(exc) else "profile"
         raise _fail(name, str(exc)) from exc
     try:
-        from roots_course.device import pick_device
+        from roots_course.core.device import pick_device
         resolved = pick_device(loaded.device).type
     except ConfigError as exc:
         raise _fail("device", str(exc)) from exc

@@ -30,8 +30,8 @@ from typing import Any
 import nbformat
 import yaml
 
-from roots_course.artifacts import atomic_write_text
-from roots_course.locking import FileLock
+from roots_course.store.artifacts import atomic_write_text
+from roots_course.store.locking import FileLock
 
 PUBLISH_WAIT_S = 1800.0
 PROVENANCE_ID = "roots-provenance"

@@ -3,7 +3,7 @@ and plain words when the disk fails it.
 
 - ``check_writable``: before any work, create the profile's folder and a file in it; a read-only or
   unwritable folder stops the run at once, with nothing run and the book untouched.
-- ``run_lock``: the lock ``artifacts/<profile>/.run.lock`` (``roots_course.locking``), held for the whole
+- ``run_lock``: the lock ``artifacts/<profile>/.run.lock`` (``roots_course.store.locking``), held for the whole
   run; a second run of the same profile is refused, naming the process that holds it.
 - ``explain``: the way out of a disk error (full, read-only, permission) wherever it struck, in a cell
   of a notebook or in the pipeline's own writes, appended to the run's error message.
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from roots_course.locking import FileLock, held_by_this_process
+from roots_course.store.locking import FileLock, held_by_this_process
 
 RUN_LOCK = ".run.lock"
 _FULL = (errno.ENOSPC, errno.EDQUOT)

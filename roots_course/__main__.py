@@ -97,9 +97,9 @@ def _setting(text: str) -> tuple[str, object]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from roots_course import distributed
-    from roots_course.config import load_profile
-    from roots_course.pretraining import Run, pretrain
+    from roots_course.core import distributed
+    from roots_course.course.config import load_profile
+    from roots_course.course.pretraining import Run, pretrain
 
     overrides = dict(args.settings)
     if args.tokenizer:
@@ -120,10 +120,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from roots_course.device import pick_device
-    from roots_course.generate import beam_search, generate
-    from roots_course.tokenizer import load_tokenizer
-    from roots_course.checkpoint import load_checkpoint
+    from roots_course.core.device import pick_device
+    from roots_course.core.generate import beam_search, generate
+    from roots_course.core.tokenizer import load_tokenizer
+    from roots_course.core.checkpoint import load_checkpoint
     from roots_course.errors import CheckpointError
 
     device = pick_device(args.device)
@@ -152,7 +152,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from roots_course.export import export_checkpoint
+    from roots_course.interop.export import export_checkpoint
 
     report = export_checkpoint(args.checkpoint, args.out, args.tokenizer)
     print(json.dumps(asdict(report), indent=2, ensure_ascii=False))
@@ -160,7 +160,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from roots_course.integrity import check_tree
+    from roots_course.store.integrity import check_tree
 
     problems = check_tree(args.dir)
     for line in problems:
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "doctor":
-            from roots_course.doctor import main as doctor
+            from roots_course.course.doctor import main as doctor
             return doctor()
         if args.command == "train":
             return cmd_train(args)

@@ -42,8 +42,8 @@ def pause_at_fsync() -> None:
 def tiny_checkpoint(folder: Path, value: float, pause_hook=None) -> None:
     import torch
 
-    from roots_course.checkpoint import save_checkpoint
-    from roots_course.model import GPT, GPTConfig
+    from roots_course.core.checkpoint import save_checkpoint
+    from roots_course.core.model import GPT, GPTConfig
 
     model = GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=1, n_head=2, n_embd=16))
     with torch.no_grad():
@@ -75,8 +75,8 @@ def checkpoint_between_renames(folder: Path) -> None:
 
 
 def tokenizer(folder: Path) -> None:
-    from roots_course import integrity
-    from roots_course.tokenizer import train_tokenizer
+    from roots_course.store import integrity
+    from roots_course.core.tokenizer import train_tokenizer
 
     train_tokenizer("char", "version one").save(folder / "tokenizer.json")
     integrity.record_tree(folder)            # a recorded profile folder: the write updates its checksum
@@ -86,7 +86,7 @@ def tokenizer(folder: Path) -> None:
 
 
 def manifest(folder: Path) -> None:
-    from roots_course.artifacts import update_manifest
+    from roots_course.store.artifacts import update_manifest
 
     update_manifest(folder / "manifest.json", "pipeline", {"version": 1})
     written(1)

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from roots_course import artifacts
-from roots_course.artifacts import ArtifactPaths
+from roots_course.store import artifacts
+from roots_course.store.artifacts import ArtifactPaths
 from roots_course.errors import CheckpointError
 
 

@@ -1,4 +1,4 @@
-"""Tests of roots_course.attention: masks, written-out vs fused attention, RoPE, the KV cache."""
+"""Tests of roots_course.core.attention: masks, written-out vs fused attention, RoPE, the KV cache."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from roots_course.attention import (
+from roots_course.core.attention import (
     KVCache,
     MultiHeadAttention,
     apply_rope,

@@ -1,4 +1,4 @@
-"""Tests of roots_course.attention_steps: step-by-step attention, heads one at a time, head habits."""
+"""Tests of roots_course.representation.attention_steps: step-by-step attention, heads one at a time, head habits."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from roots_course.attention import MultiHeadAttention, scaled_dot_product_attention
-from roots_course.attention_steps import attention_steps, block_input, head_habits, head_projections, multi_head_loop
+from roots_course.core.attention import MultiHeadAttention, scaled_dot_product_attention
+from roots_course.representation.attention_steps import attention_steps, block_input, head_habits, head_projections, multi_head_loop
 from roots_course.errors import ConfigError
-from roots_course.model import GPT, GPTConfig
+from roots_course.core.model import GPT, GPTConfig
 
 
 @pytest.fixture(autouse=True)

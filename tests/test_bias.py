@@ -1,14 +1,14 @@
-"""Tests of roots_course.bias: counting pronouns and co-occurrences, and probing a model."""
+"""Tests of roots_course.society.bias: counting pronouns and co-occurrences, and probing a model."""
 
 import math
 
 import pytest
 import torch
 
-from roots_course import bias as B
-from roots_course.generate import sequence_log_prob
-from roots_course.model import GPT, GPTConfig
-from roots_course.tokenizer import train_tokenizer
+from roots_course.society import bias as B
+from roots_course.core.generate import sequence_log_prob
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import train_tokenizer
 
 TEXT = ("The user said they would call it. She wrote the tests; he read them!\n\n"
         "If a user needs a copy, you can ask the caller. Users and their programs: THEY run it.")

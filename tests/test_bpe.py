@@ -1,4 +1,4 @@
-"""Tests of the from-scratch byte-level BPE (roots_course.bpe) and its agreement with the
+"""Tests of the from-scratch byte-level BPE (roots_course.core.bpe) and its agreement with the
 `tokenizers` library (FastBPETokenizer)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import Counter
 import pydoc_data.topics
 import pytest
 
-from roots_course.bpe import (
+from roots_course.core.bpe import (
     GPT2_PATTERN,
     RE_PATTERN,
     ByteBPETokenizer,
@@ -20,7 +20,7 @@ from roots_course.bpe import (
     pre_tokenize,
 )
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.tokenizer import FastBPETokenizer, byte_level_to_bytes, load_tokenizer
+from roots_course.core.tokenizer import FastBPETokenizer, byte_level_to_bytes, load_tokenizer
 
 DOCS = "\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 

@@ -1,9 +1,9 @@
-"""Tests of roots_course.classify and GPT.hidden_states: pooling, padding, heads, probes."""
+"""Tests of roots_course.tasks.classify and GPT.hidden_states: pooling, padding, heads, probes."""
 
 import pytest
 import torch
 
-from roots_course.classify import (
+from roots_course.tasks.classify import (
     GPTClassifier,
     encode_texts,
     extract_features,
@@ -13,8 +13,8 @@ from roots_course.classify import (
     train_probe,
 )
 from roots_course.errors import ConfigError, DataError
-from roots_course.model import GPT, GPTConfig
-from roots_course.tokenizer import CharTokenizer
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import CharTokenizer
 
 TOK = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz ?")
 
@@ -69,7 +69,7 @@ def test_classifier_and_probe_learn_an_easy_rule():
 
 
 def test_save_and_load_classifier(tmp_path):
-    from roots_course.classify import load_classifier, save_classifier
+    from roots_course.tasks.classify import load_classifier, save_classifier
 
     model = GPTClassifier(_gpt(), n_classes=3, pooling="mean")
     x, lengths = encode_texts(TOK, ["abc", "de"], block_size=16)

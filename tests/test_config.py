@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from roots_course.config import load_profile, profile_names
+from roots_course.course.config import load_profile, profile_names
 from roots_course.errors import ConfigError
 
 

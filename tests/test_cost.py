@@ -1,17 +1,17 @@
-"""Tests of roots_course.cost: FLOP counts, the runs read from artifacts, energy and carbon."""
+"""Tests of roots_course.society.cost: FLOP counts, the runs read from artifacts, energy and carbon."""
 
 import json
 
 import pytest
 import torch
 
-from roots_course import cost as C
-from roots_course.artifacts import ArtifactPaths, atomic_write_json
-from roots_course.checkpoint import save_checkpoint
+from roots_course.society import cost as C
+from roots_course.store.artifacts import ArtifactPaths, atomic_write_json
+from roots_course.core.checkpoint import save_checkpoint
 from roots_course.errors import ConfigError
-from roots_course.lora import apply_lora
-from roots_course.model import GPT, GPTConfig
-from roots_course.train import TrainConfig, make_optimizer
+from roots_course.core.lora import apply_lora
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.train import TrainConfig, make_optimizer
 
 CFG = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=24)
 
@@ -133,7 +133,7 @@ def test_forward_meter_counts_tokens_only_while_running():
 def test_a_classifier_run_is_read_from_chapter_4s_metrics(artifacts_dir):
     paths, _ = artifacts_dir
     model = GPT(GPTConfig(**CFG))
-    from roots_course.classify import GPTClassifier, save_classifier
+    from roots_course.tasks.classify import GPTClassifier, save_classifier
 
     clf = GPTClassifier(model, 3, pooling="last")
     save_classifier(paths.checkpoint("classifier_qa"), clf, ["a", "b", "c"])

@@ -11,9 +11,9 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from roots_course import data
+from roots_course.core import data
 from roots_course.errors import DataError
-from roots_course.grammar import StoryGrammar
+from roots_course.core.grammar import StoryGrammar
 
 
 def _chars(ds: Dataset) -> int:

@@ -1,8 +1,8 @@
-"""Tests of roots_course.datasheet: counts computed from the data, and arithmetic that adds up."""
+"""Tests of roots_course.society.datasheet: counts computed from the data, and arithmetic that adds up."""
 
 from datasets import Dataset, DatasetDict
 
-from roots_course import datasheet as D
+from roots_course.society import datasheet as D
 
 
 def corpus() -> DatasetDict:

@@ -8,15 +8,15 @@ import pytest
 import torch
 from tiny_models import sharp_tiny_gpt
 
-from roots_course import decoding_metrics as dm
-from roots_course import decoding_study as ds
-from roots_course.attention import KVCache
+from roots_course.output import decoding_metrics as dm
+from roots_course.output import decoding_study as ds
+from roots_course.core.attention import KVCache
 from roots_course.errors import ConfigError
-from roots_course.exercises import check
-from roots_course.generate import generate, process_logits, sequence_log_prob
-from roots_course.model import GPT, GPTConfig
-from roots_course.output_exercises import EXERCISES
-from roots_course.tokenizer import CharTokenizer
+from roots_course.course.exercises import check
+from roots_course.core.generate import generate, process_logits, sequence_log_prob
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.output.exercises import EXERCISES
+from roots_course.core.tokenizer import CharTokenizer
 
 tiny_model = sharp_tiny_gpt
 
@@ -333,7 +333,7 @@ def test_chapter_3_plots_draw_labelled_figures():
     import matplotlib
 
     matplotlib.use("Agg")
-    from roots_course import plots
+    from roots_course.course import plots
 
     rows = [{"strategy": "greedy", "perplexity": 5.0, "distinct-2": 0.1},
             {"strategy": ds.REFERENCE, "perplexity": 40.0, "distinct-2": 0.8}]

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from roots_course import device as dev
+from roots_course.core import device as dev
 from roots_course.errors import ConfigError
 
 

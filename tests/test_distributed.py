@@ -1,4 +1,4 @@
-"""Data-parallel training through torchrun (roots_course.distributed), on the CPU with the Gloo backend.
+"""Data-parallel training through torchrun (roots_course.core.distributed), on the CPU with the Gloo backend.
 
 The two end-to-end tests start real ``torchrun --standalone --nproc_per_node 2`` subprocesses. Two
 processes with batch b must train exactly like one process with batch 2b (each rank's windows are one
@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from roots_course import distributed
-from roots_course.checkpoint import has_checkpoint, load_checkpoint
+from roots_course.core import distributed
+from roots_course.core.checkpoint import has_checkpoint, load_checkpoint
 from roots_course.errors import ConfigError
-from roots_course.model import GPT, GPTConfig
-from roots_course.train import TrainConfig, get_batch, train
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.train import TrainConfig, get_batch, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
@@ -110,9 +110,9 @@ WORKER = textwrap.dedent('''
     import json, sys
     from pathlib import Path
     import torch
-    from roots_course import distributed
-    from roots_course.model import GPT, GPTConfig
-    from roots_course.train import TrainConfig, train
+    from roots_course.core import distributed
+    from roots_course.core.model import GPT, GPTConfig
+    from roots_course.core.train import TrainConfig, train
 
     out, batch = Path(sys.argv[1]), int(sys.argv[2])
     torch.set_num_threads(1)

@@ -1,11 +1,11 @@
-"""Tests of roots_course.embeddings: one-hot lookup, neighbours, PCA, similarity, model_to_inspect."""
+"""Tests of roots_course.representation.embeddings: one-hot lookup, neighbours, PCA, similarity, model_to_inspect."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from roots_course import embeddings
+from roots_course.representation import embeddings
 from roots_course.errors import DataError
 
 
@@ -60,8 +60,8 @@ def test_similarity_mean_cosine_and_neighbour_agreement():
 def test_model_to_inspect_trains_a_demo_once_and_never_writes_pretrained(tmp_path):
     import pydoc_data.topics
 
-    from roots_course.config import load_profile
-    from roots_course.pretraining import Run
+    from roots_course.course.config import load_profile
+    from roots_course.course.pretraining import Run
 
     text = tmp_path / "notes.txt"
     text.write_text("\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))[:30_000])

@@ -1,15 +1,15 @@
-"""Tests of roots_course.exercises (the checker) and chapter 1's reference solutions."""
+"""Tests of roots_course.course.exercises (the checker) and chapter 1's reference solutions."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from roots_course.attention import scaled_dot_product_attention
-from roots_course.bpe import merge_pair
-from roots_course.exercises import Exercise, check, close
-from roots_course.model import sinusoidal_positions
-from roots_course.representation_exercises import EXERCISES
+from roots_course.core.attention import scaled_dot_product_attention
+from roots_course.core.bpe import merge_pair
+from roots_course.course.exercises import Exercise, check, close
+from roots_course.core.model import sinusoidal_positions
+from roots_course.representation.exercises import EXERCISES
 
 
 def square(x):

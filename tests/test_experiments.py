@@ -1,4 +1,4 @@
-"""Tests of roots_course.experiments (fair side-by-side runs), chapter 2's exercises, and what
+"""Tests of roots_course.optimization.experiments (fair side-by-side runs), chapter 2's exercises, and what
 pretrain adds for chapter 2 (history, MFU, samples at each validation)."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import math
 import pytest
 import torch
 
-from roots_course import experiments
-from roots_course.config import load_profile
+from roots_course.optimization import experiments
+from roots_course.course.config import load_profile
 from roots_course.errors import ConfigError
-from roots_course.exercises import check
-from roots_course.model import GPT, GPTConfig
-from roots_course.ngram import NGramModel
-from roots_course.optimization_exercises import EXERCISES
-from roots_course.pretraining import Run, pretrain
-from roots_course.train import TrainConfig, lr_at
+from roots_course.course.exercises import check
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.optimization.ngram import NGramModel
+from roots_course.optimization.exercises import EXERCISES
+from roots_course.course.pretraining import Run, pretrain
+from roots_course.core.train import TrainConfig, lr_at
 
 VOCAB = 13
 MODEL = GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=1, n_head=2, n_embd=16)

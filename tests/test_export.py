@@ -1,4 +1,4 @@
-"""Tests of roots_course.export: the exported folder loads with transformers' Auto classes and computes
+"""Tests of roots_course.interop.export: the exported folder loads with transformers' Auto classes and computes
 what our model computes (logits, greedy tokens, tokenizer ids), and what cannot be exported is refused."""
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from roots_course.bpe import ByteBPETokenizer
-from roots_course.checkpoint import save_checkpoint
-from roots_course.config import load_profile
+from roots_course.core.bpe import ByteBPETokenizer
+from roots_course.core.checkpoint import save_checkpoint
+from roots_course.course.config import load_profile
 from roots_course.errors import ExportError
-from roots_course.export import EXPORT_FILE, architecture_for, export_checkpoint, export_model
-from roots_course.generate import generate
-from roots_course.lora import apply_lora, merge_lora
-from roots_course.model import GPT, MLP, GPTConfig
-from roots_course.tokenizer import train_tokenizer
+from roots_course.interop.export import EXPORT_FILE, architecture_for, export_checkpoint, export_model
+from roots_course.core.generate import generate
+from roots_course.core.lora import apply_lora, merge_lora
+from roots_course.core.model import GPT, MLP, GPTConfig
+from roots_course.core.tokenizer import train_tokenizer
 
 transformers = pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
@@ -110,7 +110,7 @@ def test_exported_model_gives_our_logits_on_real_text(name, tokenizers, tmp_path
 def test_the_logit_check_can_fail(tokenizers, tmp_path, monkeypatch):
     """GPT-2's default tanh-approximate GELU is close to ours but not equal: with it, the export's own
     check must refuse, and leave no folder behind."""
-    import roots_course.export as export
+    import roots_course.interop.export as export
 
     original = export.transformers_config
 
@@ -263,10 +263,10 @@ def test_cli_export_refusal_names_the_problem(tokenizers, tmp_path, capsys):
 
 
 def test_exercise_references_agree_with_the_library(tokenizers):
-    from roots_course.exercises import check
-    from roots_course.export import transformers_state_dict
-    from roots_course.export_exercises import EXERCISES, gpt2_mlp, log_prob_from_logits, neox_qkv_rows
-    from roots_course.generate import sequence_log_prob
+    from roots_course.course.exercises import check
+    from roots_course.interop.export import transformers_state_dict
+    from roots_course.interop.exercises import EXERCISES, gpt2_mlp, log_prob_from_logits, neox_qkv_rows
+    from roots_course.core.generate import sequence_log_prob
 
     for exercise in EXERCISES.values():
         assert check(exercise, exercise.reference).passed
@@ -290,8 +290,8 @@ def test_exercise_references_agree_with_the_library(tokenizers):
 
 
 def test_exercise_checks_catch_typical_mistakes():
-    from roots_course.exercises import check
-    from roots_course.export_exercises import EXERCISES
+    from roots_course.course.exercises import check
+    from roots_course.interop.exercises import EXERCISES
 
     def tanh_mlp(x, fc_w, fc_b, proj_w, proj_b):
         return F.gelu(x @ fc_w + fc_b, approximate="tanh") @ proj_w + proj_b

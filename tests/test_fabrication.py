@@ -1,12 +1,12 @@
-"""Tests of roots_course.fabrication: checking generated names against Python, and calibration."""
+"""Tests of roots_course.society.fabrication: checking generated names against Python, and calibration."""
 
 import pytest
 import torch
 
-from roots_course import fabrication as F
+from roots_course.society import fabrication as F
 from roots_course.errors import ConfigError
-from roots_course.model import GPT, GPTConfig
-from roots_course.tokenizer import train_tokenizer
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import train_tokenizer
 
 
 def test_first_identifier():

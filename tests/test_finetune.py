@@ -1,13 +1,13 @@
-"""Tests of roots_course.finetune: answer-only targets, the training loop, losses, saving."""
+"""Tests of roots_course.tasks.finetune: answer-only targets, the training loop, losses, saving."""
 
 import copy
 
 import pytest
 import torch
 
-from roots_course.checkpoint import load_checkpoint
+from roots_course.core.checkpoint import load_checkpoint
 from roots_course.errors import DataError
-from roots_course.finetune import (
+from roots_course.tasks.finetune import (
     IGNORE,
     answer_losses,
     encode_pairs,
@@ -16,9 +16,9 @@ from roots_course.finetune import (
     mean_answer_loss,
     save_finetuned,
 )
-from roots_course.lora import apply_lora
-from roots_course.model import GPT, GPTConfig
-from roots_course.tokenizer import CharTokenizer
+from roots_course.core.lora import apply_lora
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import CharTokenizer
 
 TOK = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz =?\n0123456789")
 

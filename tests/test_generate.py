@@ -1,4 +1,4 @@
-"""Tests of roots_course.generate: logit filters, cached vs uncached decoding, beam search, scoring."""
+"""Tests of roots_course.core.generate: logit filters, cached vs uncached decoding, beam search, scoring."""
 
 import itertools
 import math
@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from tiny_models import sharp_tiny_gpt
 
 from roots_course.errors import ConfigError
-from roots_course.generate import beam_search, generate, process_logits, sequence_log_prob
-from roots_course.model import POSITIONS
+from roots_course.core.generate import beam_search, generate, process_logits, sequence_log_prob
+from roots_course.core.model import POSITIONS
 
 tiny_model = sharp_tiny_gpt
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from roots_course.errors import DataError
-from roots_course.grammar import Option, StoryGrammar
+from roots_course.core.grammar import Option, StoryGrammar
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of roots_course.lora: the wrapper starts as the base layer, trains only A and B, merges exactly."""
+"""Tests of roots_course.core.lora: the wrapper starts as the base layer, trains only A and B, merges exactly."""
 
 import copy
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from roots_course.errors import ConfigError
-from roots_course.lora import (
+from roots_course.core.lora import (
     LoRALinear,
     apply_lora,
     count_parameters,
@@ -15,7 +15,7 @@ from roots_course.lora import (
     lora_state_dict,
     merge_lora,
 )
-from roots_course.model import GPT, GPTConfig
+from roots_course.core.model import GPT, GPTConfig
 
 
 def tiny() -> GPT:

@@ -1,4 +1,4 @@
-"""Tests of roots_course.memorization: the n-gram index against plain sets, continuations, losses, ROC and AUC."""
+"""Tests of roots_course.society.memorization: the n-gram index against plain sets, continuations, losses, ROC and AUC."""
 
 import itertools
 import random
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from roots_course import memorization as M
+from roots_course.society import memorization as M
 from roots_course.errors import ConfigError
-from roots_course.generate import generate
-from roots_course.model import GPT, GPTConfig
+from roots_course.core.generate import generate
+from roots_course.core.model import GPT, GPTConfig
 
 
 def tiny_model(**overrides) -> GPT:

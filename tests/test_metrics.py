@@ -1,10 +1,10 @@
-"""Tests of roots_course.metrics: exact match, edit distance, character error rate, bootstrap intervals."""
+"""Tests of roots_course.tasks.metrics: exact match, edit distance, character error rate, bootstrap intervals."""
 
 import pytest
 import torch
 
 from roots_course.errors import ConfigError
-from roots_course.metrics import (bootstrap_ci, character_error_rate, edit_distance, exact_match,
+from roots_course.tasks.metrics import (bootstrap_ci, character_error_rate, edit_distance, exact_match,
                                   paired_difference_ci, pooled_cer, ratio_statistic)
 
 

@@ -1,4 +1,4 @@
-"""Tests of roots_course.model: configuration, causality, counting, initialisation, saving."""
+"""Tests of roots_course.core.model: configuration, causality, counting, initialisation, saving."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from roots_course.errors import CheckpointError, ConfigError
-from roots_course.model import GPT, POSITIONS, GPTConfig, sinusoidal_positions
+from roots_course.core.model import GPT, POSITIONS, GPTConfig, sinusoidal_positions
 
 
 def tiny(**overrides) -> GPTConfig:

@@ -1,14 +1,14 @@
-"""Tests of roots_course.model_card: cards assembled from artifacts, with every section, never guessed."""
+"""Tests of roots_course.society.model_card: cards assembled from artifacts, with every section, never guessed."""
 
 import pytest
 import torch
 
-from roots_course import cost as C
-from roots_course import model_card as MC
-from roots_course.artifacts import ArtifactPaths, atomic_write_json
-from roots_course.checkpoint import save_checkpoint
-from roots_course.model import GPT, GPTConfig
-from roots_course.train import TrainConfig, make_optimizer
+from roots_course.society import cost as C
+from roots_course.society import model_card as MC
+from roots_course.store.artifacts import ArtifactPaths, atomic_write_json
+from roots_course.core.checkpoint import save_checkpoint
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.train import TrainConfig, make_optimizer
 
 CFG = dict(vocab_size=40, block_size=16, n_layer=1, n_head=2, n_embd=16)
 ASSUMPTIONS = {"power_watts": 65.0, "grid_g_per_kwh": 429.0, "pue": 1.0}

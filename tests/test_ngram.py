@@ -1,4 +1,4 @@
-"""Tests of roots_course.ngram: counts, smoothing, scoring, the choice of k, and the baselines."""
+"""Tests of roots_course.optimization.ngram: counts, smoothing, scoring, the choice of k, and the baselines."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from roots_course.errors import ConfigError, DataError
-from roots_course.ngram import NGramModel, choose_k, ngram_baselines
+from roots_course.optimization.ngram import NGramModel, choose_k, ngram_baselines
 
 
 def test_unigram_probabilities_are_smoothed_frequencies():

@@ -1,4 +1,4 @@
-"""Tests of roots_course.objective: the loss written out, its units, and scoring a whole split."""
+"""Tests of roots_course.optimization.objective: the loss written out, its units, and scoring a whole split."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from roots_course.errors import ConfigError, DataError
-from roots_course.model import GPT, GPTConfig
-from roots_course.objective import bits, bits_per_char, cross_entropy, dataset_loss, perplexity, uniform_loss
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.optimization.objective import bits, bits_per_char, cross_entropy, dataset_loss, perplexity, uniform_loss
 
 
 def test_cross_entropy_by_hand_equals_torch():

@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 
 import roots_course.__main__ as cli
-import roots_course.train as train_module
-from roots_course import device as dev
-from roots_course import pretraining
-from roots_course.config import load_profile
+import roots_course.core.train as train_module
+from roots_course.core import device as dev
+from roots_course.course import pretraining
+from roots_course.course.config import load_profile
 from roots_course.errors import ConfigError
-from roots_course.generate import generate
-from roots_course.model import GPT, GPTConfig
-from roots_course.train import TrainConfig, make_optimizer, train
+from roots_course.core.generate import generate
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.train import TrainConfig, make_optimizer, train
 
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
 

@@ -1,11 +1,11 @@
-"""Tests of roots_course.positions: attention without positions is blind to order."""
+"""Tests of roots_course.representation.positions: attention without positions is blind to order."""
 
 from __future__ import annotations
 
 import torch
 
-from roots_course.model import GPT, GPTConfig
-from roots_course.positions import causal_attention, order_test, permutation_gap
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.representation.positions import causal_attention, order_test, permutation_gap
 
 CONFIG = GPTConfig(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16)
 

@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from roots_course.config import load_profile
-from roots_course.pretraining import Run, load_pretrained, prepare_data, pretrain
+from roots_course.course.config import load_profile
+from roots_course.course.pretraining import Run, load_pretrained, prepare_data, pretrain
 
 TINY = {"corpus.max_chars": 30_000, "tokenizer.vocab_size": 300, "train.steps": 6, "train.eval_every": 3,
         "train.eval_batches": 2, "train.log_every": 3, "model.block_size": 32}

@@ -26,12 +26,12 @@ import pytest
 import torch
 
 import pipelines  # noqa: F401  (Prefect's environment before prefect is imported, as in production)
-from roots_course import artifacts, integrity
+from roots_course.store import artifacts, integrity
 from roots_course.__main__ import main as roots_main
-from roots_course.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from roots_course.core.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.model import GPT
-from roots_course.tokenizer import load_tokenizer, train_tokenizer
+from roots_course.core.model import GPT
+from roots_course.core.tokenizer import load_tokenizer, train_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -315,7 +315,7 @@ def test_sampling_from_a_damaged_checkpoint_says_which_file(reference_run, tmp_p
 
 
 def test_the_course_own_rewrites_keep_their_checksums_true(reference_run, tmp_path):
-    from roots_course.pretraining import _replace_dir
+    from roots_course.course.pretraining import _replace_dir
 
     folder = copy_run(reference_run, tmp_path)
     artifacts.atomic_write_json(folder / "metrics" / "pretrained_summary.json", {"rewritten": True})
@@ -415,7 +415,7 @@ def test_no_shipped_code_unpickles_or_calls_torch_load_without_weights_only():
         "pickle.loads(", "torch.load(path, map_location='cpu')"]              # the scan can fail
     assert unsafe_loads("torch.load(\n    path,\n    weights_only=True,\n)") == []
     sources = shipped_sources()
-    assert "roots_course/checkpoint.py" in sources and "02_optimization.ipynb" in sources
+    assert "roots_course/core/checkpoint.py" in sources and "02_optimization.ipynb" in sources
     assert {name: found for name, source in sources.items() if (found := unsafe_loads(source))} == {}
 
 
@@ -434,7 +434,7 @@ def test_no_shipped_code_unpickles_or_calls_torch_load_without_weights_only():
     ("tokenizer.size", 512, r"unknown key profiles.smoke.tokenizer.size; allowed keys: kind, vocab_size"),
 ])
 def test_configuration_values_are_checked_for_type_range_and_unknown_keys(key, value, message):
-    from roots_course.config import load_profile
+    from roots_course.course.config import load_profile
 
     with pytest.raises(ConfigError, match=message):
         load_profile("smoke", overrides={key: value})
@@ -460,14 +460,14 @@ def test_a_bad_setting_on_the_command_line_is_named(tmp_path, corpus_file):
     ({"artifacts_dir": 5}, r"notebook parameter 'artifacts_dir' must be a folder path"),
 ])
 def test_notebook_parameters_are_checked_and_named(kwargs, message):
-    from roots_course.chapter import setup_chapter
+    from roots_course.course.chapter import setup_chapter
 
     with pytest.raises(ConfigError, match=message):
         setup_chapter(**{"profile": "smoke", **kwargs})
 
 
 def test_an_artifacts_dir_that_is_a_file_is_refused(tmp_path):
-    from roots_course.chapter import setup_chapter
+    from roots_course.course.chapter import setup_chapter
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match=r"notebook parameter 'artifacts_dir': .*file is a file, not a folder"):
@@ -476,7 +476,7 @@ def test_an_artifacts_dir_that_is_a_file_is_refused(tmp_path):
 
 
 def test_corpus_files_binary_and_not_utf8_are_refused_by_name(tmp_path):
-    from roots_course.data import text_file_corpus
+    from roots_course.core.data import text_file_corpus
 
     nul = tmp_path / "database.txt"
     nul.write_bytes(b"SQLite format 3\x00\x10\x00\x01\x01" + b"words " * 100)     # valid UTF-8, yet binary
@@ -491,7 +491,7 @@ def test_corpus_files_binary_and_not_utf8_are_refused_by_name(tmp_path):
 
 
 def test_one_enormous_line_trains_and_one_enormous_word_is_refused_at_once(tmp_path):
-    from roots_course.data import corpus_text, text_file_corpus
+    from roots_course.core.data import corpus_text, text_file_corpus
 
     rng = random.Random(1)
     words = ["alpha", "beta", "gamma", "delta", "epsilon"]
@@ -513,7 +513,7 @@ def test_one_enormous_line_trains_and_one_enormous_word_is_refused_at_once(tmp_p
 
 
 def test_prompts_longer_than_the_context_are_cut_to_it_and_foreign_ids_are_refused(reference_run):
-    from roots_course.generate import beam_search, generate
+    from roots_course.core.generate import beam_search, generate
 
     model, _, _ = load_checkpoint(reference_run / "checkpoints" / "pretrained")
     tokenizer = load_tokenizer(reference_run / "tokenizer.json")
@@ -539,9 +539,9 @@ def test_sampling_a_prompt_longer_than_the_context_says_so(reference_run):
 
 
 def test_a_checkpoint_or_tokenizer_from_another_configuration_is_refused(reference_run, tmp_path, capsys):
-    from roots_course.model import GPTConfig as Config
-    from roots_course.pretraining import interrupted_run
-    from roots_course.train import TrainConfig
+    from roots_course.core.model import GPTConfig as Config
+    from roots_course.course.pretraining import interrupted_run
+    from roots_course.core.train import TrainConfig
 
     checkpoint = reference_run / "checkpoints" / "pretrained"
     saved = json.loads((checkpoint / "config.json").read_text())

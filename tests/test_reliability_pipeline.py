@@ -19,7 +19,7 @@ import pytest
 from pipeline_course import make_course, tree_state, write_notebook
 
 import pipelines  # noqa: F401  (Prefect's environment before prefect is imported)
-from roots_course import integrity
+from roots_course.store import integrity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ def test_a_run_inside_prefect_is_refused_too_and_a_killed_holder_leaves_no_lock(
     from roots_course.errors import BusyError
 
     lock = course["artifacts"] / "smoke" / ".run.lock"
-    hold = ("import sys, time\nfrom roots_course.locking import FileLock\n"
+    hold = ("import sys, time\nfrom roots_course.store.locking import FileLock\n"
             "with FileLock(sys.argv[1], 'a test holder'):\n    print('held', flush=True)\n    time.sleep(300)")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(lock)], cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
@@ -189,7 +189,7 @@ def test_a_full_disk_fails_with_the_way_out_and_loses_nothing(prefect_api, cours
 def test_the_pipeline_s_own_writes_failing_with_enospc_are_explained_and_lose_nothing(prefect_api, course,
                                                                                         monkeypatch):
     from pipelines.flows import PipelineFailed, regenerate
-    from roots_course import artifacts
+    from roots_course.store import artifacts
 
     run(regenerate, course, book_dir=str(course["book"]))
     before, profile = tree_state(course["book"]), course["artifacts"] / "smoke"

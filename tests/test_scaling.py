@@ -1,4 +1,4 @@
-"""Tests of roots_course.scaling: the power-law fit, 6·N·D, the compute frontier and a tiny study."""
+"""Tests of roots_course.optimization.scaling: the power-law fit, 6·N·D, the compute frontier and a tiny study."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from roots_course.errors import ConfigError
-from roots_course.model import GPTConfig
-from roots_course.scaling import compute_frontier, fit_power_law, scaling_study, training_flops
-from roots_course.train import TrainConfig
+from roots_course.core.model import GPTConfig
+from roots_course.optimization.scaling import compute_frontier, fit_power_law, scaling_study, training_flops
+from roots_course.core.train import TrainConfig
 
 
 def test_fit_recovers_an_exact_power_law():

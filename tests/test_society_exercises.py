@@ -5,12 +5,12 @@ import random
 
 import pytest
 
-from roots_course import cost, memorization, society
-from roots_course.config import load_profile
+from roots_course.society import cost, memorization, facade as society
+from roots_course.course.config import load_profile
 from roots_course.errors import ConfigError
-from roots_course.exercises import check
-from roots_course.model import GPT, GPTConfig
-from roots_course.society_exercises import EXERCISES
+from roots_course.course.exercises import check
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.society.exercises import EXERCISES
 
 
 def test_references_pass_their_own_checks():

@@ -1,13 +1,13 @@
-"""Tests of roots_course.tasks: converters, the safe evaluator, held-out splits, prompts, decoding, scoring."""
+"""Tests of roots_course.tasks.families: converters, the safe evaluator, held-out splits, prompts, decoding, scoring."""
 
 import pytest
 import torch
 
-from roots_course import tasks as T
+from roots_course.tasks import families as T
 from roots_course.errors import ConfigError
-from roots_course.generate import generate
-from roots_course.model import GPT, GPTConfig
-from roots_course.tokenizer import CharTokenizer
+from roots_course.core.generate import generate
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import CharTokenizer
 
 # ---- number words and numerals ------------------------------------------------------------------
 

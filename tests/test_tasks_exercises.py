@@ -2,10 +2,10 @@
 
 import torch
 
-from roots_course import metrics, tasks
-from roots_course.exercises import check
-from roots_course.lora import LoRALinear
-from roots_course.tasks_exercises import EXERCISES
+from roots_course.tasks import metrics, families as tasks
+from roots_course.course.exercises import check
+from roots_course.core.lora import LoRALinear
+from roots_course.tasks.exercises import EXERCISES
 
 
 def test_references_pass_their_own_checks():

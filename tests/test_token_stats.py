@@ -1,4 +1,4 @@
-"""Tests of roots_course.token_stats: readable pieces, granularity rows, the vocabulary sweep, script
+"""Tests of roots_course.representation.token_stats: readable pieces, granularity rows, the vocabulary sweep, script
 costs and the Zipf fit."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pydoc_data.topics
 import pytest
 import torch
 
-from roots_course import token_stats as ts
-from roots_course.bpe import ByteBPETokenizer
+from roots_course.representation import token_stats as ts
+from roots_course.core.bpe import ByteBPETokenizer
 from roots_course.errors import DataError
-from roots_course.tokenizer import CharTokenizer, FastBPETokenizer
+from roots_course.core.tokenizer import CharTokenizer, FastBPETokenizer
 
 DOCS = "\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 TRAIN, VAL = DOCS[:60_000], DOCS[60_000:70_000]

@@ -8,9 +8,9 @@ import json
 import pydoc_data.topics
 import pytest
 
-from roots_course.bpe import ByteBPETokenizer, pre_tokenize
+from roots_course.core.bpe import ByteBPETokenizer, pre_tokenize
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.tokenizer import (
+from roots_course.core.tokenizer import (
     TOKENIZER_KINDS,
     CharTokenizer,
     FastBPETokenizer,

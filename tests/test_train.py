@@ -1,4 +1,4 @@
-"""Tests of roots_course.train: configuration, schedule, batches, the loop, checkpoints and resume."""
+"""Tests of roots_course.core.train: configuration, schedule, batches, the loop, checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import shutil
 import pytest
 import torch
 
-import roots_course.checkpoint as checkpoint_module
-import roots_course.train as train_module
-from roots_course.artifacts import load_tensors, save_tensors
-from roots_course.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
+import roots_course.core.checkpoint as checkpoint_module
+import roots_course.core.train as train_module
+from roots_course.store.artifacts import load_tensors, save_tensors
+from roots_course.core.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.model import GPT, GPTConfig
-from roots_course.train import (
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.train import (
     TrainConfig,
     estimate_loss,
     get_batch,

@@ -1,12 +1,12 @@
-"""Tests of roots_course.worked_example: the source's §4.2 numbers and the corrected computation."""
+"""Tests of roots_course.representation.worked_example: the source's §4.2 numbers and the corrected computation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from roots_course import worked_example as wx
-from roots_course.attention import scaled_dot_product_attention
+from roots_course.representation import worked_example as wx
+from roots_course.core.attention import scaled_dot_product_attention
 from roots_course.errors import DataError
 
 f64 = torch.float64

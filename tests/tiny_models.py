@@ -2,7 +2,7 @@
 
 import torch
 
-from roots_course.model import GPT, GPTConfig
+from roots_course.core.model import GPT, GPTConfig
 
 
 def sharp_tiny_gpt(**overrides) -> GPT:
