@@ -23,9 +23,11 @@ import statistics
 import sys
 import time
 
+import roots_course  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch then reads)
 import torch
 
-from roots_course.core.data import corpus_text, python_docs_corpus
+from roots_course.core.data import corpus_text
+from roots_course.core.stdlib_corpus import python_docs_corpus
 from roots_course.core.device import describe, set_threads
 from roots_course.core.model import GPT, GPTConfig
 from roots_course.core.tokenizer import CharTokenizer

@@ -21,6 +21,7 @@ import os
 import statistics
 import time
 
+import roots_course  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch then reads)
 import torch
 
 from roots_course.course.config import load_profile

@@ -25,6 +25,7 @@ import statistics
 import sys
 import traceback
 
+import roots_course  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch then reads)
 import torch
 
 from roots_course.course.config import load_profile
@@ -46,7 +47,7 @@ def attention_kernels(model: GPT, x: torch.Tensor, device: torch.device) -> list
     activities = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=activities) as prof:
         with autocast_context(device):
-            _, loss = model(x, x)
+            loss = model(x, x).loss
         loss.backward()
     model.zero_grad(set_to_none=True)
     return sorted({e.key for e in prof.key_averages() if "scaled_dot_product" in e.key or "attention" in e.key})
@@ -57,7 +58,7 @@ def flash_only_step(model: GPT, x: torch.Tensor, device: torch.device) -> str:
 
     try:
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION), autocast_context(device):
-            _, loss = model(x, x)
+            loss = model(x, x).loss
         loss.backward()
         model.zero_grad(set_to_none=True)
         return "ok"

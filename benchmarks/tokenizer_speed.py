@@ -2,7 +2,7 @@
 
     python benchmarks/tokenizer_speed.py [--vocab-sizes 512 2048] [--repeats 3] [--max-chars N]
 
-The text is the default corpus, ``roots_course.core.data.python_docs_corpus()`` (the running Python's
+The text is the default corpus, ``roots_course.core.stdlib_corpus.python_docs_corpus()`` (the running Python's
 documentation), joined the way ``pretraining.prepare_tokenizer`` joins it. Both tokenizers train on its
 train split and encode it (as ``prepare_tokens`` does); throughput is UTF-8 megabytes (10^6 bytes) of
 that text per second, the median over ``--repeats``. ``bpe`` is the from-scratch Python one
@@ -26,8 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 from roots_course.core.bpe import ByteBPETokenizer
-from roots_course.core.data import corpus_text, python_docs_corpus
-from roots_course.core.tokenizer import FastBPETokenizer, Tokenizer
+from roots_course.core.data import corpus_text
+from roots_course.core.stdlib_corpus import python_docs_corpus
+from roots_course.core.fast_bpe import FastBPETokenizer
+from roots_course.core.tokenizer import Tokenizer
 
 KINDS: dict[str, type[Tokenizer]] = {"bpe": ByteBPETokenizer, "fast_bpe": FastBPETokenizer}
 SMOKE_VOCAB = 512

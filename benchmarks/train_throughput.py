@@ -1,6 +1,7 @@
 """Training throughput of roots_course.core.train, printed as JSON.
 
     python benchmarks/train_throughput.py [--configs reference cpu large] [--steps 30] [--threads 2] [--compile]
+                                          [--text FILE [--path-steps 300] [--target-loss 2.0]]
 
 For each named config it runs the course's own ``train()`` (no validation, one history row per step)
 and reports the median over steps after a warm-up of: ms/iter, tokens/s, achieved GFLOP/s (from
@@ -12,6 +13,12 @@ Named configs: ``reference`` is the CPU recipe most small-GPT courses publish (4
 width 128, context 64, batch 12, a 65-character vocabulary); ``cpu``/``smoke``/``gpu`` are the course
 profiles' models; ``large`` is 6 layers, 6 heads, width 384, context 256, batch 64, vocabulary 65.
 Token ids are random: the speed of a step does not depend on which tokens it sees.
+
+With ``--text FILE`` it also times the path users run: ``python -m roots_course train --text FILE
+--tokenizer char`` with the reference recipe (the command of ``train_vs_reference.py``: the CLI as chapter 2
+calls ``train``, history, log lines, validation and checkpoints included), reported as ``path``: tokens/s
+over the whole loop, the median of the speeds it logs, wall time, and the time from launch to the first
+validation at or below ``--target-loss`` (default: the run's own final validation loss).
 
 ``--compile`` trains through ``torch.compile`` (``TrainConfig.compile``); ``first_step_s`` then holds the
 compilation, and the median leaves it out. Compare a run with and without it, end to end: on a CPU the
@@ -27,15 +34,26 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+import roots_course  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch then reads)
 import torch
+from train_vs_reference import ROOT, child_env, course_command, run_timed, summarize, time_to
 
-from roots_course.course.config import load_profile
-from roots_course.core.device import (autocast_context, configure_backends, describe, matmul_ceiling_flops,
-                                 pick_device, set_threads)
+from roots_course.core.batches import get_batch
+from roots_course.core.device import (
+    autocast_context,
+    configure_backends,
+    describe,
+    matmul_ceiling_flops,
+    pick_device,
+    set_threads,
+)
 from roots_course.core.model import GPT, GPTConfig
-from roots_course.core.train import TrainConfig, get_batch, make_optimizer, train
+from roots_course.core.train import TrainConfig, make_optimizer, train
+from roots_course.course.config import load_profile
 
 NAMED = {
     "reference": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12),
@@ -96,7 +114,7 @@ def profile_step(model: GPT, tokens: torch.Tensor, cfg: TrainConfig, device: tor
         x, y = get_batch(tokens, cfg.batch_size, model.config.block_size, generator, device)
         sync(); t1 = time.perf_counter()
         with autocast_context(device):        # bf16 on CUDA, as in train()
-            _, loss = model(x, y)
+            loss = model(x, y).loss
         sync(); t2 = time.perf_counter()
         loss.backward()
         sync(); t3 = time.perf_counter()
@@ -109,6 +127,18 @@ def profile_step(model: GPT, tokens: torch.Tensor, cfg: TrainConfig, device: tor
     return {k: round(statistics.median(v[1:]), 2) for k, v in phases.items()}
 
 
+def measure_path(text: str, steps: int, threads: int | None, target: float | None) -> dict:
+    """The CLI's training run on ``text`` (see the module docstring), timed from outside."""
+    with tempfile.TemporaryDirectory(prefix="roots_path_") as tmp:
+        command = course_command(Path(text).resolve(), Path(tmp) / "run", steps, max(steps // 3, 1), 20, threads)
+        lines, wall, status = run_timed(command, ROOT, child_env("course"))
+    run = summarize("course", lines, wall, status)
+    run["target_loss"] = run["final_val_loss"] if target is None else target
+    run["time_to_target_s"] = time_to(run, run["target_loss"])
+    return {"command": "python -m roots_course train --text FILE --tokenizer char --set <reference recipe>",
+            "steps": steps, **run}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", default=["reference", "cpu"],
@@ -118,6 +148,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="train through torch.compile")
+    parser.add_argument("--text", default=None, help="also time the CLI's training run on this text file")
+    parser.add_argument("--path-steps", type=int, default=300)
+    parser.add_argument("--target-loss", type=float, default=None)
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
@@ -127,6 +160,7 @@ def main() -> None:
     ceiling = matmul_ceiling_flops(device, n=4096 if device.type == "cuda" else 1024, dtype=dtype)
     load_before = os.getloadavg()
     results = [measure(name, args.steps, args.warmup, device, ceiling, args.compile) for name in args.configs]
+    path = measure_path(args.text, args.path_steps, args.threads, args.target_loss) if args.text else None
     print(json.dumps({
         "benchmark": "train_throughput",
         "device": describe(device),
@@ -136,6 +170,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
         "results": results,
+        "path": path,
     }, indent=2))
 
 

@@ -10,6 +10,11 @@ $PREFECT_API_URL names one) and ends by printing where the built book is. It exi
 parameter, 3 when the artifacts folder cannot be written or another run of the profile holds it,
 and 1 when the run failed. ``serve`` serves the
 deployments (regenerate/smoke|cpu|gpu and the sub-flows) against a running Prefect server.
+
+Where the book goes: a ``cpu`` run publishes into ``book/`` (the committed book); a run of any other
+profile into its own book, ``artifacts/<profile>/book/``, so trying the pipeline with ``smoke`` never
+replaces a committed page. ``--book-dir book`` publishes into ``book/`` whatever the profile.
+
 ``publish`` republishes the last successful runs without running anything: after editing a chapter's
 prose, citations or captions (not its code), or the book's own pages.
 """
@@ -22,6 +27,9 @@ import time
 from pathlib import Path
 
 import pipelines  # noqa: F401  (keeps Prefect's home and results inside the project)
+
+BOOK_DIR_HELP = ("the Jupyter Book folder to publish into (default: book/ for the cpu profile, "
+                 "artifacts/<profile>/book/ for the others)")
 
 
 def _non_negative_int(text: str) -> int:
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chapters", type=_non_negative_int, nargs="+", default=None, metavar="N",
                      help="chapter numbers to run (default: every chapter with a notebook)")
     run.add_argument("--no-publish", action="store_true", help="do not copy into the book nor build it")
-    run.add_argument("--book-dir", type=Path, default=None, help="the Jupyter Book folder (default: book/)")
+    run.add_argument("--book-dir", type=Path, default=None, help=BOOK_DIR_HELP)
     run.add_argument("--notebooks-dir", type=Path, default=None, help="chapter notebooks (default: notebooks/)")
     run.add_argument("--artifacts-dir", type=Path, default=None,
                      help="artifacts root; the profile's folder goes inside (default: artifacts/)")
@@ -54,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $ROOTS_PROFILE or cpu)")
     publish.add_argument("--chapters", type=_non_negative_int, nargs="+", default=None, metavar="N",
                          help="chapter numbers to publish (default: every chapter with a notebook)")
-    publish.add_argument("--book-dir", type=Path, default=None, help="the Jupyter Book folder (default: book/)")
+    publish.add_argument("--book-dir", type=Path, default=None, help=BOOK_DIR_HELP)
     publish.add_argument("--notebooks-dir", type=Path, default=None, help="chapter notebooks (default: notebooks/)")
     publish.add_argument("--artifacts-dir", type=Path, default=None,
                          help="artifacts root; the profile's folder goes inside (default: artifacts/)")

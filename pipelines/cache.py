@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import roots_course
-from roots_course.store.artifacts import atomic_write_json, package_versions, sha256_file
+from roots_course.store.artifacts import atomic_write_json, package_versions
+from roots_course.store.integrity import sha256_file
 
 RECORD_SUFFIX = ".run.json"
 # not artifacts of a chapter: the pipeline's own outputs

@@ -1,6 +1,6 @@
 """Which chapter notebooks exist, and which chapters each one needs first.
 
-The course's dependency graph (design.md §3)::
+The course's dependency graph (an arrow: the later chapter reads the earlier one's artifacts)::
 
     1 representation ─► 2 optimization ─┬─► 3 output ─┬─► 5 society
                                         └─► 4 tasks  ─┘

@@ -4,6 +4,9 @@
     pretrain     chapters 1-2        finetune   chapter 4        evaluate   chapters 3 and 5
     publish      stamp the executed chapters, copy them into book/chapters/ atomically, build the book
 
+Only a ``cpu`` run publishes into ``book/`` unless given ``book_dir``; a run of another profile
+publishes into its own book, ``artifacts/<profile>/book/`` (``pipelines.parameters``).
+
 One task per chapter runs its notebook with papermill (``pipelines.execute``), unless its cache key
 and artifacts are unchanged (``pipelines.cache``). Chapters 3 and 4 run side by side on machines with
 four cores or more (``ROOTS_PIPELINE_WORKERS`` overrides). Every run writes a manifest into
@@ -219,6 +222,8 @@ def _run_chapters_locked(flow_name: str, params: RunParameters, publish: bool) -
         error = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
     elif publish:
         try:
+            if params.own_book:
+                publishing.seed_book(params.book_sources, params.book_dir)
             if _book_is_current(params):
                 published = str(params.book_dir / "_build" / "html" / "index.html")
                 logger.info(f"the book already holds these chapters and is built: {published}")
@@ -270,7 +275,8 @@ def regenerate(profile: str | None = None, device: str | None = None, seed: int 
 
     profile: smoke | cpu | gpu (default $ROOTS_PROFILE, else cpu); device: auto | cpu | cuda | mps
     (default: the profile's); seed (default: the profile's); chapters: numbers to run (default: all);
-    publish: stamp and copy the executed chapters into the book and build it, when all succeeded.
+    publish: stamp and copy the executed chapters into the book and build it, when all succeeded;
+    book_dir: the book to publish into (default: book/ for the cpu profile, artifacts/<profile>/book/ else).
     """
     params = resolve(profile, device, seed, chapters, notebooks_dir, artifacts_dir, book_dir, require_book=publish)
     return _run_chapters("regenerate", params, publish=publish)
@@ -326,7 +332,9 @@ def _book_is_current(params: RunParameters) -> bool:
 @flow(name="publish")
 def publish_book(profile: str | None = None, chapters: list[int] | None = None, notebooks_dir: str | None = None,
                  artifacts_dir: str | None = None, book_dir: str | None = None, build: bool = True) -> str:
-    """Stamp the executed chapters with their provenance, swap them into book/chapters/, build the book.
+    """Stamp the executed chapters with their provenance, swap them into the book's chapters/, build it.
+
+    book_dir: default book/ for the cpu profile, artifacts/<profile>/book/ for the others.
 
     Every chapter published must have a successful run of its current clean notebook; otherwise
     nothing changes. Returns the path of the built index.html.
@@ -334,6 +342,8 @@ def publish_book(profile: str | None = None, chapters: list[int] | None = None, 
     logger = get_run_logger()
     params = resolve(profile, None, None, chapters, notebooks_dir, artifacts_dir, book_dir, require_book=True)
     with storage.run_lock(params.profile_dir, params.profile.name):    # no run may change the records meanwhile
+        if params.own_book:
+            publishing.seed_book(params.book_sources, params.book_dir)
         items, keep = _publication(params)
         target = publishing.publish(params.book_dir, items, keep=keep, build=build,
                                     build_log=params.executed_dir / "book-build.log",

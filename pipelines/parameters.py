@@ -1,5 +1,11 @@
 """A run's parameters, checked before any work: an unknown profile, a wrong type, a device this
 machine lacks or a chapter with no notebook stops the run at once with a message naming the parameter.
+
+Where a run publishes: the committed book, ``book/``, shows the ``cpu`` profile's run, so only a ``cpu``
+run publishes into it by default. A run of any other profile (``smoke`` to try the pipeline, ``gpu``)
+publishes into a book of its own, ``artifacts/<profile>/book/``: a copy of ``book/``'s sources with that
+run's chapters, built there, which never replaces a committed page. ``book_dir`` (``--book-dir book``)
+asks for another folder, the committed book included.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ from typing import Any
 from pipelines.chapters import ChapterSpec, discover, select
 from roots_course.course.config import Profile, load_profile, profile_names
 from roots_course.errors import ConfigError
+
+# The profile whose run the committed book shows; every other profile publishes into its own book.
+BOOK_PROFILE = "cpu"
+OWN_BOOK = "book"      # artifacts/<profile>/book/: where a run of another profile publishes
 
 
 class ParameterError(ValueError):
@@ -26,7 +36,8 @@ class RunParameters:
     seed: int
     notebooks_dir: Path
     artifacts_root: Path             # artifacts/; the profile's folder goes inside
-    book_dir: Path
+    book_dir: Path                   # where this run publishes
+    book_sources: Path               # the book whose pages, settings and extensions it publishes with
     chapters: tuple[ChapterSpec, ...]   # the chapters to run, in dependency order
     all_chapters: tuple[ChapterSpec, ...]  # every chapter that has a notebook
 
@@ -37,6 +48,11 @@ class RunParameters:
     @property
     def executed_dir(self) -> Path:
         return self.profile_dir / "executed"
+
+    @property
+    def own_book(self) -> bool:
+        """True when the run publishes into a copy of ``book_sources`` rather than into that book itself."""
+        return self.book_dir != self.book_sources
 
     def notebook_parameters(self) -> dict[str, Any]:
         """What papermill injects into each notebook's ``parameters`` cell.
@@ -115,12 +131,19 @@ def resolve(profile: Any = None, device: Any = None, seed: Any = None, chapters:
     except ValueError as exc:
         raise ParameterError(str(exc)) from exc
     artifacts_root = Path(artifacts_dir) if artifacts_dir is not None else loaded.paths["artifacts"]
-    book = Path(book_dir) if book_dir is not None else loaded.paths["book"]
-    if require_book and not (book / "_config.yml").is_file():
-        raise _fail("book_dir", f"{book} is not a Jupyter Book folder (it has no _config.yml)")
+    sources = Path(book_dir) if book_dir is not None else loaded.paths["book"]
+    if require_book and not (sources / "_config.yml").is_file():
+        raise _fail("book_dir", f"{sources} is not a Jupyter Book folder (it has no _config.yml)")
+    book = default_book_dir(loaded.name, artifacts_root, sources) if book_dir is None else sources
     return RunParameters(profile=loaded, device=loaded.device, resolved_device=resolved, seed=loaded.seed,
                          notebooks_dir=notebooks.resolve(), artifacts_root=artifacts_root.resolve(),
-                         book_dir=book.resolve(), chapters=tuple(selected), all_chapters=tuple(found))
+                         book_dir=book.resolve(), book_sources=sources.resolve(), chapters=tuple(selected),
+                         all_chapters=tuple(found))
+
+
+def default_book_dir(profile: str, artifacts_root: Path, book: Path) -> Path:
+    """Where a run of ``profile`` publishes when not told: ``book`` for the cpu profile, else its own book."""
+    return book if profile == BOOK_PROFILE else artifacts_root / profile / OWN_BOOK
 
 
 def _chapter_numbers(chapters: Any) -> list[int] | None:

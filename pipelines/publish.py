@@ -4,26 +4,31 @@
    copy, write each executed notebook stamped with its provenance into ``chapters/`` and rewrite the
    chapter entries of ``_toc.yml``.
 2. Build the staged copy with ``jupyter-book build``.
-3. Only when the build passed, swap the staged ``chapters/`` with the book's in one atomic rename
-   (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames), then move in ``_toc.yml`` and the
-   built ``_build/``.
+3. Only when the build passed, swap the staged ``chapters/`` with the book's (the old folder renamed
+   aside, the new one renamed in, the old one removed: every step a rename, on every OS), then move in
+   ``_toc.yml`` and the built ``_build/``.
 
 Any failure before step 3 deletes the staging folder and leaves ``book/`` exactly as it was; a
 publish that was killed outright leaves its staging folder behind, and the next publish removes it.
 One publish at a time writes into a book (the lock ``.book-publish.lock`` beside it).
+
+A published chapter shows the parameters its run was given (papermill's ``injected-parameters``
+cell); the notebook's own ``parameters`` cell, whose defaults that run replaced, gets the tag
+``remove-cell`` in the published copy, so the page shows one parameters cell, not two. The notebook
+in ``notebooks/`` is unchanged: JupyterLab readers still see and run the defaults.
+
+A run of a profile other than the committed book's publishes into a book of its own
+(``pipelines.parameters``); ``seed_book`` copies ``book/``'s sources into it first.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,7 @@ from roots_course.store.locking import FileLock
 
 PUBLISH_WAIT_S = 1800.0
 PROVENANCE_ID = "roots-provenance"
+HIDDEN_TAG = "remove-cell"   # Jupyter Book leaves a cell with this tag out of the page
 CHAPTERS = "chapters"
 TOC_HEADER = ("# Jupyter Book's table of contents. `python -m pipelines` rewrites the entries under chapters/ on\n"
               "# every publish, from the chapters that have been executed; other entries are kept as they are.\n")
@@ -149,7 +155,11 @@ def with_current_text(executed: nbformat.NotebookNode, clean: nbformat.NotebookN
         if "mystnb" in cell.metadata:
             done.metadata["mystnb"] = cell.metadata["mystnb"]
         cells.append(done)
-        if "parameters" in cell.metadata.get("tags", []):
+        if "parameters" in cell.metadata.get("tags", []) and injected:
+            # the page shows the values the run used (the injected cell), not the defaults they replaced
+            tags = done.metadata.setdefault("tags", [])
+            if HIDDEN_TAG not in tags:
+                tags.append(HIDDEN_TAG)
             cells.extend(injected)
     page = nbformat.from_dict(dict(executed))
     page.cells = cells
@@ -204,26 +214,16 @@ def read_toc(book_dir: Path) -> dict[str, Any] | None:
 
 # --- swapping folders ---------------------------------------------------------------------------
 
-def _renameat2() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    return getattr(libc, "renameat2", None)
-
-
 def exchange(new: Path, current: Path) -> None:
-    """Atomically put folder ``new`` at ``current``; the old content ends up at ``new``.
+    """Put folder ``new`` at ``current``; the old content ends up at ``new``.
 
+    Two renames: ``current`` aside, ``new`` in (undone when it fails), so ``current`` is never a mix of
+    both; for the instant between them it is absent, which nobody sees, as publishing holds the book's lock.
     When ``current`` does not exist this is a plain rename and ``new`` disappears.
     """
     if not current.exists():
         os.rename(new, current)
         return
-    fn = _renameat2()
-    if fn is not None:
-        at_fdcwd, rename_exchange = -100, 2
-        if fn(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(current), rename_exchange) == 0:
-            return
     aside = current.with_name(f".{current.name}.old-{uuid.uuid4().hex[:8]}")
     os.rename(current, aside)
     try:
@@ -232,6 +232,40 @@ def exchange(new: Path, current: Path) -> None:
         os.rename(aside, current)
         raise
     os.rename(aside, new)
+
+
+def seed_book(sources: Path, book: Path) -> None:
+    """Make ``book`` a copy of the book at ``sources`` (its pages, settings, extensions, _toc.yml),
+    keeping the chapters already published into ``book``; files that are already equal are not touched,
+    so the book is rebuilt only when something changed."""
+    sources, book = Path(sources).resolve(), Path(book).resolve()
+    for path in sorted(sources.rglob("*")):
+        rel = path.relative_to(sources)
+        if rel.parts[0] in ("_build", CHAPTERS, "_toc.yml") or any(part.startswith(".") for part in rel.parts) \
+                or "__pycache__" in rel.parts or not path.is_file():
+            continue
+        _write_if_changed(book / rel, path.read_bytes())
+    # the sources' table of contents, with this book's own chapters (once it has some) in place of theirs
+    toc, own = read_toc(sources), read_toc(book)
+    if own is not None:
+        toc = toc_with_chapters(toc, _chapter_pages(own))
+    _write_if_changed(book / "_toc.yml", (TOC_HEADER + yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
+                      .encode("utf-8"))
+
+
+def _write_if_changed(target: Path, data: bytes) -> None:
+    if target.is_file() and target.read_bytes() == data:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _chapter_pages(toc: dict[str, Any] | None) -> list[str]:
+    """The ``chapters/...`` pages a table of contents lists, in order."""
+    if not toc:
+        return []
+    entries = [e for part in toc.get("parts") or [] for e in part.get("chapters") or []] + (toc.get("chapters") or [])
+    return [e["file"] for e in entries if _is_chapter(e)]
 
 
 # --- building -----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ PREFECT_DIR = PROJECT_ROOT / ".prefect"
 
 
 def prefect_defaults(home: Path = PREFECT_DIR) -> dict[str, str]:
-    """The environment of design.md §6 that concerns Prefect, for a Prefect home at ``home``."""
+    """Prefect's environment for a Prefect home at ``home``: its state and results kept inside the project,
+    no analytics sent, a temporary server given time to start and listening on this machine only."""
     return {
         "PREFECT_HOME": str(home),
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "storage"),

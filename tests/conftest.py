@@ -1,11 +1,16 @@
 """Shared test setup: import roots_course first, so that its environment settings (caches inside the
-project, hubs offline, passive OpenMP waiting) are in place before anything loads torch."""
+project, hubs offline, OpenMP's wait policy) are in place before anything loads torch; run every test on
+one thread from seed 0; and offer the tiny GPT and tokenizer of `tests/tiny_models.py` as fixtures."""
 
 # ruff: noqa: I001  (roots_course must be imported before torch)
 import roots_course  # noqa: F401
 
 import pytest
 import torch
+
+import tiny_models
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.tokenizer import CharTokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +22,22 @@ def one_thread_seeded():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_config() -> GPTConfig:
+    """The tiny GPT's configuration (`tiny_models.TINY_GPT`)."""
+    return tiny_models.tiny_config()
+
+
+@pytest.fixture
+def tiny_gpt(one_thread_seeded) -> GPT:
+    """A tiny GPT initialised from seed 0, in training mode: 40 symbols, window 16, 2 layers of width 16."""
+    return tiny_models.tiny_gpt()
+
+
+@pytest.fixture(scope="session")
+def char_tokenizer() -> CharTokenizer:
+    """A character tokenizer over `tiny_models.TINY_ALPHABET` (letters, digits, space, newline, . , ? ! = _);
+    session-wide, since a tokenizer does not change once trained."""
+    return tiny_models.char_tokenizer()

@@ -76,7 +76,7 @@ def checkpoint_between_renames(folder: Path) -> None:
 
 def tokenizer(folder: Path) -> None:
     from roots_course.store import integrity
-    from roots_course.core.tokenizer import train_tokenizer
+    from roots_course.core.tokenizer_kinds import train_tokenizer
 
     train_tokenizer("char", "version one").save(folder / "tokenizer.json")
     integrity.record_tree(folder)            # a recorded profile folder: the write updates its checksum

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from roots_course.store import artifacts
-from roots_course.store.artifacts import ArtifactPaths
 from roots_course.errors import CheckpointError
+from roots_course.store import artifacts, integrity
+from roots_course.store.artifacts import ArtifactPaths
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary_files(tmp_path):
@@ -64,13 +64,31 @@ def test_altered_header_names_the_file(tmp_path):
 
 
 def test_altered_weights_are_noticed(tmp_path):
+    """safetensors checks only the header against the size: flipped weight bytes are caught by the
+    checksum the profile's manifest recorded (the one integrity layer), named by ``verify`` too."""
     path = tmp_path / "model.safetensors"
     artifacts.save_tensors(path, {"w": torch.zeros(64)})
+    integrity.record_tree(tmp_path)
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF  # flip the bits of one byte of the last weight
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="model.safetensors.*altered"):
+    with pytest.raises(CheckpointError, match="model.safetensors is damaged: its bytes differ .*altered"):
         artifacts.load_tensors(path)
+    assert integrity.check_tree(tmp_path) == [f"{path}: its bytes differ from those written (SHA-256 mismatch)"]
+    path.unlink()
+    assert integrity.check_tree(tmp_path) == [f"{path}: missing"]
+
+
+def test_writes_inside_a_recorded_folder_keep_their_checksums(tmp_path):
+    artifacts.atomic_write_json(tmp_path / "metrics" / "a.json", {"x": 1})
+    artifacts.save_tensors(tmp_path / "t.safetensors", {"w": torch.ones(3)})
+    recorded = integrity.record_tree(tmp_path)
+    assert sorted(recorded) == ["metrics/a.json", "t.safetensors"]
+    artifacts.atomic_write_json(tmp_path / "metrics" / "a.json", {"x": 2})
+    artifacts.save_tensors(tmp_path / "t.safetensors", {"w": torch.zeros(3)})
+    assert integrity.check_tree(tmp_path) == []
+    assert artifacts.read_json(tmp_path / "metrics" / "a.json") == {"x": 2}
+    assert not [p.name for p in tmp_path.rglob("*.tmp")], "no temporary file is left behind"
 
 
 def test_missing_and_broken_json_name_the_file(tmp_path):

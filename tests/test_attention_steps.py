@@ -6,16 +6,11 @@ import math
 
 import pytest
 import torch
+import tiny_models
 
 from roots_course.core.attention import MultiHeadAttention, scaled_dot_product_attention
 from roots_course.representation.attention_steps import attention_steps, block_input, head_habits, head_projections, multi_head_loop
 from roots_course.errors import ConfigError
-from roots_course.core.model import GPT, GPTConfig
-
-
-@pytest.fixture(autouse=True)
-def seeded():
-    torch.manual_seed(0)
 
 
 def test_steps_match_the_library_and_have_the_documented_shapes():
@@ -50,9 +45,9 @@ def test_heads_one_at_a_time_equal_the_layer_written_out_and_fused(causal):
         multi_head_loop(MultiHeadAttention(24, 3, rope=True), x)
 
 
-def test_head_projections_and_block_input_reproduce_the_models_weights():
-    model = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
-    ids = torch.randint(0, 50, (9,))
+def test_head_projections_and_block_input_reproduce_the_models_weights(tiny_gpt):
+    model = tiny_gpt.eval()
+    ids = torch.randint(0, model.config.vocab_size, (9,))
     with torch.no_grad():
         x = block_input(model, ids)
         for h in range(2):
@@ -64,8 +59,8 @@ def test_head_projections_and_block_input_reproduce_the_models_weights():
 
 def test_block_input_follows_the_position_kind():
     for position in ("sinusoidal", "none"):
-        model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=1, n_embd=8, position=position)).eval()
-        ids = torch.randint(0, 20, (1, 6))
+        model = tiny_models.tiny_gpt(position=position).eval()
+        ids = torch.randint(0, model.config.vocab_size, (1, 6))
         with torch.no_grad():
             steps = attention_steps(block_input(model, ids), *head_projections(model.blocks[0].attn, 0), causal=True)
             torch.testing.assert_close(steps.weights, model.attention_maps(ids)[0][:, 0])

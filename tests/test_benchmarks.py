@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,40 @@ def test_attention_paths_compares_both_implementations_against_seed_noise():
         assert set(curves["fused"]) == set(curves["written-out"]) == {"2", "4"}
     assert report["largest_difference_between_implementations"] < 1e-3   # the same function, so the same steps
     assert report["noise_largest_difference_between_seeds"] > 0
+
+
+def test_train_vs_reference_skips_cleanly_without_a_checkout(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("some plain text\n" * 100)
+    report = run_benchmark("train_vs_reference.py", "--text", str(text), "--arms", "reference",
+                           "--reference", str(tmp_path / "no-nanoGPT-here"))
+    assert report["skipped"].startswith("reference arm skipped: no nanoGPT checkout at")
+    assert "git clone https://github.com/karpathy/nanoGPT" in report["skipped"]
+
+
+def test_train_vs_reference_reads_what_both_trainers_print():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import train_vs_reference as ab
+    finally:
+        sys.path.pop(0)
+    from roots_course.core.progress import format_row
+
+    row = {"step": 100, "lr": 1e-3, "train_loss": 2.5, "val_loss": 2.25, "grad_norm": 0.5,
+           "tokens_per_s": 12345.0, "mfu": None, "elapsed_s": 9.5}
+    course = [(1.0, ("pretraining a 0.80 M-parameter GPT for 300 steps on cpu (2 cores, 2 threads, "
+                     "OMP_WAIT_POLICY=ACTIVE: 2 threads vs load 0.10 on 2 cores)")),
+              (2.0, format_row({**row, "step": 10, "val_loss": None, "tokens_per_s": 10000.0}, 300)),
+              (6.0, format_row(row, 300))]
+    run = ab.summarize("course", course, 7.0, 0)
+    assert run["wait_policy"] == "ACTIVE (2 threads vs load 0.10 on 2 cores)"
+    assert run["tokens_per_s"] == round(90 * ab.TOKENS_PER_STEP / 4.0, 1) and run["step_tokens_per_s"] == 11172.5
+    assert run["validations"] == [(100, 2.25, 6.0)] and run["final_val_loss"] == 2.25
+    reference = [(0.5, "step 0: train loss 4.6, val loss 4.7"), (1.0, "iter 0: loss 4.6, time 900.00ms, mfu -100.00%"),
+                 (3.0, "iter 10: loss 3.1, time 76.80ms, mfu 1.00%"), (5.0, "step 20: train loss 2.2, val loss 2.3"),
+                 (5.5, "iter 20: loss 2.4, time 80.00ms, mfu 1.00%")]
+    ref = ab.summarize("reference", reference, 6.0, 0)
+    assert ref["step_tokens_per_s"] == round(statistics.median([768 / 0.0768, 768 / 0.08]), 1)
+    assert ref["final_val_loss"] == 2.3 and ab.time_to(ref, 2.3) == 5.0
+    ratios = ab.ratios({"course": run, "reference": ref}, "reference")
+    assert ratios["course"]["time_to_target"] == round(5.0 / 6.0, 3)

@@ -4,11 +4,10 @@ import math
 
 import pytest
 import torch
+import tiny_models
 
 from roots_course.society import bias as B
 from roots_course.core.generate import sequence_log_prob
-from roots_course.core.model import GPT, GPTConfig
-from roots_course.core.tokenizer import train_tokenizer
 
 TEXT = ("The user said they would call it. She wrote the tests; he read them!\n\n"
         "If a user needs a copy, you can ask the caller. Users and their programs: THEY run it.")
@@ -53,10 +52,10 @@ def test_shares_normalise_and_mark_the_undefined():
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(char_tokenizer):
     torch.manual_seed(0)
-    tokenizer = train_tokenizer("char", "abcdefghijklmnopqrstuvwxyz ,.!")
-    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    tokenizer = char_tokenizer
+    model = tiny_models.tiny_gpt(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(5)
@@ -75,7 +74,7 @@ def test_next_token_probs_read_the_first_token(tiny):
     model, tokenizer = tiny
     probs = B.next_token_probs(model, tokenizer, "the user", [" he", " hello", " she"])
     assert probs[0] == probs[1], "same first token, same probability"
-    logits = model(torch.tensor([tokenizer.encode("the user")]))[0][0, -1]
+    logits = model(torch.tensor([tokenizer.encode("the user")])).logits[0, -1]
     assert probs[2] == pytest.approx(logits.softmax(-1)[tokenizer.encode(" ")[0]].item(), rel=1e-5)
 
 

@@ -101,10 +101,11 @@ def test_a_citation_missing_from_the_bib_is_reported():
 # --- figures --------------------------------------------------------------------------------------
 
 def _draws(node: ast.AST) -> bool:
-    """A call of ``plots.plot_*`` (each returns a Figure that the cell shows) or of matplotlib's ``plt``."""
+    """A call of ``plots.plot_*`` or ``<name>_plots.plot_*`` (each returns a Figure that the cell shows) or of
+    matplotlib's ``plt``."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
         owner, attr = node.func.value.id, node.func.attr
-        return (owner == "plots" and attr.startswith("plot_")) or owner == "plt"
+        return ((owner == "plots" or owner.endswith("_plots")) and attr.startswith("plot_")) or owner == "plt"
     return False
 
 

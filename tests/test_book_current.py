@@ -88,3 +88,19 @@ def test_each_kind_of_staleness_is_caught(tmp_path):
     clean.cells[1].source = "x = 2"
     nbformat.write(clean, path)
     assert "code changed" in stale_reason(clean, page, notebook_hash(path))
+
+
+def test_a_page_showing_only_the_injected_parameters_is_still_current(tmp_path):
+    clean = nbformat.v4.new_notebook()
+    clean.cells = [nbformat.v4.new_markdown_cell("# Title", id="t"),
+                   nbformat.v4.new_code_cell("profile = 'cpu'", id="p", metadata={"tags": ["parameters"]}),
+                   nbformat.v4.new_code_cell("x = 1", id="c")]
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(clean, path)
+    executed = nbformat.from_dict(nbformat.reads(nbformat.writes(clean), as_version=4))
+    injected = nbformat.v4.new_code_cell("profile = 'smoke'", id="i", metadata={"tags": ["injected-parameters"]})
+    executed.cells.insert(2, injected)
+    page = nbformat.reads(nbformat.writes(with_current_text(executed, clean)), as_version=4)   # as on disk
+    page.metadata["roots"] = {"provenance": {"notebook_sha256": notebook_hash(path)}}
+    assert "remove-cell" in page.cells[1].metadata["tags"], "the default parameters are left out of the page"
+    assert stale_reason(clean, page, notebook_hash(path)) is None

@@ -20,7 +20,8 @@ from roots_course.core.bpe import (
     pre_tokenize,
 )
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.core.tokenizer import FastBPETokenizer, byte_level_to_bytes, load_tokenizer
+from roots_course.core.fast_bpe import FastBPETokenizer, byte_level_to_bytes
+from roots_course.core.tokenizer_kinds import load_tokenizer
 
 DOCS = "\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 

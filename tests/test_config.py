@@ -49,6 +49,12 @@ def test_unknown_profile_names_the_allowed_ones():
     ("device", "tpu", r"device must be one of auto, cpu, cuda, mps"),
     ("threads", 0, r"threads must be a positive integer"),
     ("colour", "red", r"unknown key profiles.smoke.colour"),
+    ("corpus.kind", "text", r"profiles.smoke.corpus.path is required when corpus.kind is 'text'"),
+    ("tokenizer.vocab_size", 100, r"profiles.smoke.tokenizer.vocab_size must be between 257 and 1000000"),
+    ("society.ngram_sizes", [1, "2"], r"profiles.smoke.society.ngram_sizes\[1\] must be int, got '2'"),
+    ("optimization.scaling_widths", [32], r"scaling_widths must be a list of at least 2 integers, each at least 1"),
+    ("train.betas", [0.9], r"profiles.smoke.train.betas has the wrong number of items, got \[0.9\]"),
+    ("output.top_p", 0, r"profiles.smoke.output.top_p must be in \(0, 1\], got 0"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -94,3 +100,21 @@ def test_tasks_section_is_checked():
                                 ("tasks.rank", 4, "unknown key profiles.smoke.tasks.rank")]:
         with pytest.raises(ConfigError, match=message):
             load_profile("smoke", overrides={key: value})
+
+
+def test_the_model_and_train_sections_mirror_their_dataclasses():
+    """Their checks are derived from GPTConfig and TrainConfig: a field added there is a key here at once."""
+    import dataclasses
+
+    from roots_course.core.model import GPTConfig
+    from roots_course.core.train import TrainConfig
+    from roots_course.course.config import ModelSettings, TrainSettings
+
+    for settings, cls, skipped in [(ModelSettings, GPTConfig, {"vocab_size"}), (TrainSettings, TrainConfig, set())]:
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skipped}
+        assert list(settings.model_fields) == list(fields)
+        for name, info in settings.model_fields.items():
+            assert info.is_required() == (fields[name].default is dataclasses.MISSING)
+            assert info.is_required() or info.default == fields[name].default
+    profile = load_profile("smoke", overrides={"train.betas": [0.8, 0.9], "device": "cuda:1"})
+    assert profile.train.betas == (0.8, 0.9) and profile.device == "cuda:1"

@@ -13,6 +13,8 @@ from roots_course.core.lora import apply_lora
 from roots_course.core.model import GPT, GPTConfig
 from roots_course.core.train import TrainConfig, make_optimizer
 
+# not the shared tiny GPT: a shape of its own, whose numbers (2 layers, width 24, window 16) the FLOP
+# formulas below are called with
 CFG = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=24)
 
 

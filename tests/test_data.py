@@ -11,7 +11,7 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from roots_course.core import data
+from roots_course.core import corpus_split, data, stdlib_corpus
 from roots_course.errors import DataError
 from roots_course.core.grammar import StoryGrammar
 
@@ -30,44 +30,44 @@ def _check_shape(ds: DatasetDict) -> None:
 # ---- the split rule -------------------------------------------------------------------------------
 def test_split_rule_is_by_document_deterministic_and_hits_the_char_fraction():
     rows = [(f"doc{i}", "x" * (50 + (i * 37) % 400)) for i in range(300)]
-    train, val = data._split_rows(rows, 0.1, seed=0, what="test")
+    train, val = corpus_split.split_rows(rows, 0.1, seed=0, what="test")
     assert sorted(train + val) == sorted(rows)  # every document exactly once
     assert {s for s, _ in train}.isdisjoint({s for s, _ in val})
     total = sum(len(t) for _, t in rows)
     assert sum(len(t) for _, t in val) / total == pytest.approx(0.1, abs=0.005)
     # Depends on the names, not on the order they are listed in; the seed changes it.
-    again = data._split_rows(list(reversed(rows)), 0.1, seed=0, what="test")
+    again = corpus_split.split_rows(list(reversed(rows)), 0.1, seed=0, what="test")
     assert sorted(again[1]) == sorted(val)
-    other = data._split_rows(rows, 0.1, seed=1, what="test")
+    other = corpus_split.split_rows(rows, 0.1, seed=1, what="test")
     assert sorted(other[1]) != sorted(val)
 
 
 def test_split_rule_keeps_both_splits_with_few_documents():
     rows = [("big", "x" * 1000), ("small", "y" * 10)]
-    train, val = data._split_rows(rows, 0.1, seed=0, what="test")
+    train, val = corpus_split.split_rows(rows, 0.1, seed=0, what="test")
     assert train and val
     with pytest.raises(DataError, match="at least 2"):
-        data._split_rows(rows[:1], 0.1, seed=0, what="test")
+        corpus_split.split_rows(rows[:1], 0.1, seed=0, what="test")
     with pytest.raises(DataError, match="val_fraction"):
-        data._split_rows(rows, 0.0, seed=0, what="test")
+        corpus_split.split_rows(rows, 0.0, seed=0, what="test")
 
 
 # ---- the default corpus -----------------------------------------------------------------------
 def test_python_docs_slice_is_small_deterministic_and_split_by_module():
-    ds = data.python_docs_corpus(max_chars=60_000)
+    ds = stdlib_corpus.python_docs_corpus(max_chars=60_000)
     _check_shape(ds)
     train, val = ds["train"], ds["validation"]
     assert 50_000 < _chars(train) + _chars(val) <= 60_000
     assert 0.05 < _chars(val) / (_chars(train) + _chars(val)) < 0.2
     assert set(train["source"]).isdisjoint(val["source"])  # one row per module: no module in both
-    again = data.python_docs_corpus(max_chars=60_000)
+    again = stdlib_corpus.python_docs_corpus(max_chars=60_000)
     assert again["validation"]["source"] == val["source"]
     assert again["train"]["text"] == train["text"]
 
 
 def test_full_python_docs_corpus_is_unique_split_and_cached(tmp_path, monkeypatch):
     start = time.perf_counter()
-    ds = data.python_docs_corpus(cache_dir=tmp_path)
+    ds = stdlib_corpus.python_docs_corpus(cache_dir=tmp_path)
     assert time.perf_counter() - start < 30  # measured about 3 s on a 2-core machine
     _check_shape(ds)
     train, val = ds["train"], ds["validation"]
@@ -86,14 +86,14 @@ def test_full_python_docs_corpus_is_unique_split_and_cached(tmp_path, monkeypatc
     def no_extraction():
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setattr(data, "_python_docs_rows", no_extraction)
-    cached = data.python_docs_corpus(cache_dir=tmp_path)
+    monkeypatch.setattr(stdlib_corpus, "_python_docs_rows", no_extraction)
+    cached = stdlib_corpus.python_docs_corpus(cache_dir=tmp_path)
     assert cached["validation"]["source"] == val["source"]
     assert cached["train"]["text"] == train["text"]
 
 
 def test_stdlib_source_rows_are_python_files():
-    ds = data.stdlib_source_corpus(max_chars=150_000)
+    ds = stdlib_corpus.stdlib_source_corpus(max_chars=150_000)
     _check_shape(ds)
     assert _chars(ds["train"]) + _chars(ds["validation"]) <= 150_000
     ast.parse(ds["validation"]["text"][0])  # a whole module, parseable
@@ -205,6 +205,7 @@ def test_hub_network_failure_becomes_a_data_error(monkeypatch):
 
 
 # ---- the grammar corpus and the dispatcher -----------------------------------------------------
+@pytest.mark.slow
 def test_grammar_corpus_rows_floor_and_determinism():
     ds, floor = data.grammar_corpus(50, seed=3)
     _check_shape(ds)

@@ -317,7 +317,7 @@ def test_next_token_logits_are_the_models_own():
     assert logits.shape == (12, 40) and torch.equal(targets, ids[1:13])
     with torch.no_grad():
         model.eval()
-        direct = model(ids[None, 8:16])[0][0]  # the second window
+        direct = model(ids[None, 8:16]).logits[0]  # the second window
     torch.testing.assert_close(logits[8:12], direct[:4])
     with pytest.raises(ConfigError):
         dm.next_token_logits(model, ids[:8], 4)
@@ -333,7 +333,7 @@ def test_chapter_3_plots_draw_labelled_figures():
     import matplotlib
 
     matplotlib.use("Agg")
-    from roots_course.course import plots
+    from roots_course.output import plots
 
     rows = [{"strategy": "greedy", "perplexity": 5.0, "distinct-2": 0.1},
             {"strategy": ds.REFERENCE, "perplexity": 40.0, "distinct-2": 0.8}]

@@ -1,10 +1,15 @@
 """Device selection, precision, seeding and threads (CPU here; the CUDA branches are still exercised)."""
 
+import os
 import random
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from roots_course import _offline as dev_offline
 from roots_course.core import device as dev
 from roots_course.errors import ConfigError
 
@@ -60,3 +65,42 @@ def test_threads():
             dev.set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+# --- the OpenMP wait policy, chosen before torch loads --------------------------------------------
+
+def test_wait_policy_is_active_only_when_the_threads_fit_the_idle_cores():
+    assert dev_offline.decide_wait_policy(load=0.2, cores=2, threads=2)[0] == "ACTIVE"     # a quiet machine
+    assert dev_offline.decide_wait_policy(load=1.0, cores=2, threads=2)[0] == "PASSIVE"    # one core taken
+    assert dev_offline.decide_wait_policy(load=1.0, cores=2, threads=1)[0] == "ACTIVE"     # one thread fits
+    assert dev_offline.decide_wait_policy(load=6.0, cores=8, threads=2)[0] == "ACTIVE"
+    policy, why = dev_offline.decide_wait_policy(load=5.13, cores=2, threads=2)
+    assert policy == "PASSIVE" and why == "2 threads vs load 5.13 on 2 cores"
+
+
+def _policy_in_a_fresh_process(**env: str) -> str:
+    """describe(cpu) as a new process prints it, with ``env`` on top of a cleaned environment."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "ROOTS_OMP_WAIT_POLICY", "ROOTS_OMP_WAIT_POLICY_CHOSEN")}
+    code = ("import os, roots_course, torch; from roots_course.core.device import describe; "
+            "print(describe(torch.device('cpu')), os.environ['OMP_WAIT_POLICY'], sep='|')")
+    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_wait_policy_overrides_are_obeyed_and_printed():
+    assert _policy_in_a_fresh_process(ROOTS_OMP_WAIT_POLICY="active", OMP_WAIT_POLICY="PASSIVE").endswith(
+        "OMP_WAIT_POLICY=ACTIVE: set by ROOTS_OMP_WAIT_POLICY)|ACTIVE")
+    assert _policy_in_a_fresh_process(OMP_WAIT_POLICY="PASSIVE").endswith(
+        "OMP_WAIT_POLICY=PASSIVE: set by OMP_WAIT_POLICY)|PASSIVE")
+    chosen = _policy_in_a_fresh_process()                # from the evidence: cores, threads, load
+    assert re.search(r"OMP_WAIT_POLICY=(ACTIVE|PASSIVE): \d+ threads vs load [\d.]+ on \d+ cores\)\|(ACTIVE|PASSIVE)$",
+                     chosen), chosen
+    # a policy chosen by a parent process (the pipeline's kernels inherit its environment) is decided afresh
+    inherited = _policy_in_a_fresh_process(OMP_WAIT_POLICY="PASSIVE", ROOTS_OMP_WAIT_POLICY_CHOSEN="PASSIVE")
+    assert "threads vs load" in inherited
+    bad = subprocess.run([sys.executable, "-c", "import roots_course"], capture_output=True, text=True,
+                         env={**os.environ, "ROOTS_OMP_WAIT_POLICY": "sometimes"}, check=False)
+    assert bad.returncode != 0 and "ROOTS_OMP_WAIT_POLICY must be one of ACTIVE, PASSIVE, got 'SOMETIMES'" in bad.stderr

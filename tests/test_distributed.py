@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import tiny_models
 
 from roots_course.core import distributed
 from roots_course.core.checkpoint import has_checkpoint, load_checkpoint
 from roots_course.errors import ConfigError
-from roots_course.core.model import GPT, GPTConfig
-from roots_course.core.train import TrainConfig, get_batch, train
+from roots_course.core.model import GPT
+from roots_course.core.batches import get_batch
+from roots_course.core.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
@@ -94,7 +96,7 @@ def test_only_rank_0_logs_calls_back_and_writes_checkpoints(tmp_path, monkeypatc
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     monkeypatch.setattr(distributed, "barrier", lambda: None)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    model = tiny_models.tiny_gpt(vocab_size=11, block_size=8, n_layer=1)
     calls = []
     cfg = TrainConfig(steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_batches=1, log_every=1)
     result = train(model, torch.arange(400) % 11, torch.arange(100) % 11, cfg, "cpu",

@@ -9,11 +9,6 @@ from roots_course.representation import embeddings
 from roots_course.errors import DataError
 
 
-@pytest.fixture(autouse=True)
-def seeded():
-    torch.manual_seed(0)
-
-
 def test_one_hot_times_table_is_the_lookup():
     table = torch.nn.Embedding(30, 6)
     ids = torch.tensor([[0, 29, 3], [3, 3, 7]])

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import tiny_models
 
 from roots_course.optimization import experiments
 from roots_course.course.config import load_profile
@@ -20,7 +21,7 @@ from roots_course.course.pretraining import Run, pretrain
 from roots_course.core.train import TrainConfig, lr_at
 
 VOCAB = 13
-MODEL = GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=1, n_head=2, n_embd=16)
+MODEL = tiny_models.tiny_config(vocab_size=VOCAB, block_size=8, n_layer=1)
 IDS = (torch.arange(3000) % VOCAB).to(torch.int32)
 
 

@@ -1,5 +1,6 @@
-"""Tests of roots_course.interop.export: the exported folder loads with transformers' Auto classes and computes
-what our model computes (logits, greedy tokens, tokenizer ids), and what cannot be exported is refused."""
+"""Tests of roots_course.interop (export, model_mapping, tokenizer_mapping): the exported folder loads with
+transformers' Auto classes and computes what our model computes (logits, greedy tokens, tokenizer ids), and what
+cannot be exported is refused."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from roots_course.core.bpe import ByteBPETokenizer
 from roots_course.core.checkpoint import save_checkpoint
 from roots_course.course.config import load_profile
 from roots_course.errors import ExportError
-from roots_course.interop.export import EXPORT_FILE, architecture_for, export_checkpoint, export_model
+from roots_course.interop.export import EXPORT_FILE, export_checkpoint, export_model
+from roots_course.interop.model_mapping import architecture_for
 from roots_course.core.generate import generate
 from roots_course.core.lora import apply_lora, merge_lora
 from roots_course.core.model import GPT, MLP, GPTConfig
-from roots_course.core.tokenizer import train_tokenizer
+from roots_course.core.tokenizer_kinds import train_tokenizer
 
 transformers = pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
@@ -98,7 +100,7 @@ def test_exported_model_gives_our_logits_on_real_text(name, tokenizers, tmp_path
     assert hf.config.model_type == report.architecture
     ids = text_batch(tok, model.config.block_size)  # (2, block_size): the whole context window
     with torch.inference_mode():
-        ours = model(ids)[0]
+        ours = model(ids).logits
         theirs = hf(input_ids=ids).logits
     assert ours.abs().max() > 2.0  # logits large enough for the comparison to mean something
     assert (ours - theirs).abs().max() < 1e-4
@@ -110,16 +112,16 @@ def test_exported_model_gives_our_logits_on_real_text(name, tokenizers, tmp_path
 def test_the_logit_check_can_fail(tokenizers, tmp_path, monkeypatch):
     """GPT-2's default tanh-approximate GELU is close to ours but not equal: with it, the export's own
     check must refuse, and leave no folder behind."""
-    import roots_course.interop.export as export
+    import roots_course.interop.model_mapping as model_mapping
 
-    original = export.transformers_config
+    original = model_mapping.transformers_config
 
     def with_tanh_gelu(model):
         config = original(model)
         config.activation_function = "gelu_new"
         return config
 
-    monkeypatch.setattr(export, "transformers_config", with_tanh_gelu)
+    monkeypatch.setattr(model_mapping, "transformers_config", with_tanh_gelu)
     tok = tokenizers["fast_bpe"]
     with pytest.raises(ExportError, match="logits differ"):
         export_model(build(profile_config("smoke", tok.vocab_size)), tok, tmp_path / "hf")
@@ -164,7 +166,7 @@ def test_unmerged_lora_is_refused_and_merged_lora_exported(tokenizers, tmp_path)
         for name, p in model.named_parameters():
             if name.endswith(".B"):
                 p.normal_(0.0, 0.5)  # a trained adapter: the merged weights differ from the base ones
-    before = model(text_batch(tok, 64))[0]
+    before = model(text_batch(tok, 64)).logits
     merge_lora(model)
     report = export_model(model, tok, tmp_path / "hf")
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
@@ -264,7 +266,7 @@ def test_cli_export_refusal_names_the_problem(tokenizers, tmp_path, capsys):
 
 def test_exercise_references_agree_with_the_library(tokenizers):
     from roots_course.course.exercises import check
-    from roots_course.interop.export import transformers_state_dict
+    from roots_course.interop.model_mapping import transformers_state_dict
     from roots_course.interop.exercises import EXERCISES, gpt2_mlp, log_prob_from_logits, neox_qkv_rows
     from roots_course.core.generate import sequence_log_prob
 

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+import tiny_models
 
 from roots_course.society import fabrication as F
 from roots_course.errors import ConfigError
-from roots_course.core.model import GPT, GPTConfig
-from roots_course.core.tokenizer import train_tokenizer
+from roots_course.core.tokenizer_kinds import train_tokenizer
 
 
 def test_first_identifier():
@@ -40,7 +40,7 @@ def test_reliability_and_ece_by_hand():
 def tiny():
     torch.manual_seed(0)
     tokenizer = train_tokenizer("char", ">>> import json\nfrom os abcdefghijklmnopqrstuvwxyz_.()\n ")
-    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=40, n_layer=1, n_head=2, n_embd=16)).eval()
+    model = tiny_models.tiny_gpt(vocab_size=tokenizer.vocab_size, block_size=40, n_layer=1).eval()
     return model, tokenizer
 
 

@@ -65,6 +65,29 @@ def test_top_p_on_random_distributions():
                 assert probs[row][keep].min() >= probs[row][~keep].max()
 
 
+@pytest.mark.parametrize("temperature, top_k, top_p, penalty", [(0.7, 10, 0.9, 1.3), (1.5, None, 0.5, 1.0),
+                                                               (1.0, 5, None, 2.0), (0.9, 3, 0.3, 0.8)])
+def test_process_logits_matches_the_transformers_logits_processors(temperature, top_k, top_p, penalty):
+    """The teaching version against the library: Hugging Face's repetition penalty, temperature, top-k and
+    top-p processors, applied in that order, keep the same tokens with the same scores."""
+    processors = pytest.importorskip("transformers.generation.logits_process")
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(4, 50, generator=g)  # (B, V)
+    previous = torch.randint(0, 50, (4, 7), generator=g)  # (B, n): the tokens written so far
+    ours = process_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=penalty,
+                          previous_ids=previous)
+    chain = [processors.RepetitionPenaltyLogitsProcessor(penalty), processors.TemperatureLogitsWarper(temperature)]
+    chain += [processors.TopKLogitsWarper(top_k)] if top_k else []
+    chain += [processors.TopPLogitsWarper(top_p)] if top_p else []
+    theirs = logits.clone()
+    for processor in chain:
+        theirs = processor(previous, theirs.clone())
+    kept = torch.isfinite(ours)
+    assert torch.equal(kept, torch.isfinite(theirs))
+    assert 0 < int(kept.sum()) < kept.numel() or (top_k is None and top_p is None)
+    torch.testing.assert_close(ours[kept], theirs[kept])
+
+
 def test_repetition_penalty_divides_positive_and_multiplies_negative():
     logits = torch.tensor([[2.0, -2.0, 1.0, 0.5], [2.0, -2.0, 1.0, 0.5]])
     out = process_logits(logits, repetition_penalty=2.0, previous_ids=[0, 1, 1])
@@ -198,7 +221,7 @@ def test_beam_search_with_eos_and_length_penalty_matches_brute_force(length_pena
 def test_sequence_log_prob_is_the_sum_of_next_token_log_probs():
     model = tiny_model()
     ids = torch.randint(0, 40, (17,))  # block_size + 1: one window
-    logits, _ = model.eval()(ids[None, :-1])
+    logits = model.eval()(ids[None, :-1]).logits
     logp = F.log_softmax(logits[0], dim=-1).gather(1, ids[1:, None])[:, 0]  # (16,)
     assert math.isclose(sequence_log_prob(model, ids, 1), logp.sum().item(), rel_tol=1e-5)
     assert math.isclose(sequence_log_prob(model, ids, 10), logp[9:].sum().item(), rel_tol=1e-5)
@@ -213,7 +236,7 @@ def test_sequence_log_prob_of_long_sequences_uses_sliding_windows():
     expected, t = 0.0, 1
     for end in (17, 25, 33, 41):
         w0 = max(0, end - 1 - 16)
-        logp = F.log_softmax(model(ids[None, w0 : end - 1])[0][0], dim=-1)
+        logp = F.log_softmax(model(ids[None, w0 : end - 1]).logits[0], dim=-1)
         expected += logp[t - w0 - 1 :].gather(1, ids[t:end, None]).sum().item()
         t = end
     assert math.isclose(total, expected, rel_tol=1e-5)

@@ -15,11 +15,7 @@ from roots_course.core.lora import (
     lora_state_dict,
     merge_lora,
 )
-from roots_course.core.model import GPT, GPTConfig
-
-
-def tiny() -> GPT:
-    return GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16))
+from tiny_models import tiny_gpt as tiny
 
 
 def test_wrapper_starts_as_the_base_layer_and_matches_the_formula():
@@ -56,21 +52,21 @@ def test_lora_model_equals_base_at_start_and_merges_exactly_after_training():
     model = tiny()
     before = copy.deepcopy(model)
     apply_lora(model, r=4, alpha=8.0, generator=torch.Generator().manual_seed(1))
-    idx = torch.randint(0, 40, (2, 10))
-    torch.testing.assert_close(model(idx)[0], before(idx)[0])
+    idx = torch.randint(0, model.config.vocab_size, (2, 10))
+    torch.testing.assert_close(model(idx).logits, before(idx).logits)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     for _ in range(5):
-        _, loss = model(idx, idx)
+        loss = model(idx, idx).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     after = {n.replace(".base.", "."): p for n, p in model.named_parameters() if not n.endswith((".A", ".B"))}
     assert all(torch.equal(p, after[n]) for n, p in before.named_parameters())  # nothing but the adapters moved
-    lora_logits = model(idx)[0]
+    lora_logits = model(idx).logits
     assert not torch.allclose(lora_logits, before(idx)[0])
     merge_lora(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
-    torch.testing.assert_close(model(idx)[0], lora_logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model(idx).logits, lora_logits, rtol=1e-4, atol=1e-5)
     assert set(model.state_dict_for_saving()) == set(before.state_dict_for_saving())  # a plain GPT again
 
 

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from tiny_models import sharp_tiny_gpt
 
 from roots_course.society import memorization as M
 from roots_course.errors import ConfigError
@@ -14,13 +15,7 @@ from roots_course.core.model import GPT, GPTConfig
 
 
 def tiny_model(**overrides) -> GPT:
-    fields = dict(vocab_size=30, block_size=24, n_layer=2, n_head=2, n_embd=16)
-    fields.update(overrides)
-    model = GPT(GPTConfig(**fields))
-    with torch.no_grad():  # sharper than the default init, so greedy choices are clear-cut
-        for p in model.parameters():
-            p.mul_(10)
-    return model.eval()
+    return sharp_tiny_gpt(**{"vocab_size": 30, "block_size": 24, **overrides}).eval()
 
 
 # ---- the index --------------------------------------------------------------------------------------
@@ -103,7 +98,7 @@ def test_greedy_batch_equals_one_at_a_time_generation():
     for row in range(5):
         assert written[row].tolist() == generate(model, prompts[row].tolist(), 8, greedy=True)
     # the reported probability is the model's for the token it wrote
-    logits = model(torch.cat([prompts[:1], written[:1, :1]], 1))[0][0, -2]
+    logits = model(torch.cat([prompts[:1], written[:1, :1]], 1)).logits[0, -2]
     assert probs[0, 0].item() == pytest.approx(logits.softmax(-1)[written[0, 0]].item(), rel=1e-4)
     assert ((probs > 0) & (probs <= 1)).all()
 
@@ -123,7 +118,7 @@ def test_window_losses_are_the_mean_cross_entropy_of_each_window():
     windows = torch.randint(0, 30, (4, 25), generator=torch.Generator().manual_seed(4))
     losses = M.window_losses(model, windows, batch_size=3)
     for i in range(4):
-        _, loss = model(windows[i : i + 1, :-1], windows[i : i + 1, 1:])
+        loss = model(windows[i : i + 1, :-1], windows[i : i + 1, 1:]).loss
         assert losses[i].item() == pytest.approx(loss.item(), rel=1e-5)
     with pytest.raises(ConfigError):
         M.window_losses(model, torch.zeros(1, 26, dtype=torch.long))
@@ -185,11 +180,12 @@ def test_tpr_at_low_fpr():
 
 def test_loss_gap_gives_auc_above_half_for_a_memorised_window():
     torch.manual_seed(0)
+    # a shape of its own, sized with the 150 steps below to memorise one window
     model = GPT(GPTConfig(vocab_size=16, block_size=12, n_layer=1, n_head=2, n_embd=32))
     seen = torch.randint(0, 16, (1, 13), generator=torch.Generator().manual_seed(5))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):  # memorise one window
-        _, loss = model(seen[:, :-1], seen[:, 1:])
+        loss = model(seen[:, :-1], seen[:, 1:]).loss
         opt.zero_grad()
         loss.backward()
         opt.step()

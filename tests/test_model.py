@@ -7,8 +7,17 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from roots_course.core.model import (
+    GPT,
+    POSITIONS,
+    GPTConfig,
+    GPTOutput,
+    forward_flops_per_token,
+    sinusoidal_positions,
+    training_flops_per_token,
+)
 from roots_course.errors import CheckpointError, ConfigError
-from roots_course.core.model import GPT, POSITIONS, GPTConfig, sinusoidal_positions
+from roots_course.society import cost
 
 
 def tiny(**overrides) -> GPTConfig:
@@ -71,19 +80,19 @@ def test_shapes_and_loss_is_mean_cross_entropy():
     model = GPT(tiny())
     idx = torch.randint(0, 50, (3, 10))
     targets = torch.randint(0, 50, (3, 10))
-    logits, loss = model(idx, targets)
+    logits, loss, _ = model(idx, targets)
     assert logits.shape == (3, 10, 50)
     torch.testing.assert_close(loss, F.cross_entropy(logits.view(-1, 50), targets.view(-1)))
-    assert model(idx)[1] is None
+    assert model(idx).loss is None and model(idx).attention is None
     targets[:, :5] = -100  # ignored positions
-    _, loss = model(idx, targets)
+    loss = model(idx, targets).loss
     torch.testing.assert_close(loss, F.cross_entropy(logits[:, 5:].reshape(-1, 50), targets[:, 5:].reshape(-1)))
 
 
 def test_untrained_model_loss_is_about_ln_vocab():
     model = GPT(tiny(vocab_size=1000, n_embd=32, n_head=4))
     idx = torch.randint(0, 1000, (4, 16))
-    _, loss = model(idx, torch.randint(0, 1000, (4, 16)))
+    loss = model(idx, torch.randint(0, 1000, (4, 16))).loss
     assert abs(loss.item() - math.log(1000)) < 0.05  # uniform guess: -ln(1/V)
 
 
@@ -105,8 +114,8 @@ def test_causal_mask_hides_the_future(position, fused):
     t = 6
     changed = idx.clone()
     changed[:, t + 1] = (idx[:, t + 1] + 1) % 50  # perturb token t+1
-    a, _ = model(idx)
-    b, _ = model(changed)
+    a = model(idx).logits
+    b = model(changed).logits
     torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], atol=1e-6, rtol=0)  # outputs <= t unchanged
     assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :])  # later ones do see it
 
@@ -115,12 +124,12 @@ def test_causal_mask_hides_the_future(position, fused):
 def test_cached_forward_equals_full_forward(position):
     model = GPT(tiny(position=position)).eval()
     idx = torch.randint(0, 50, (2, 14))
-    full, _ = model(idx)
+    full = model(idx).logits
     cache = model.make_cache(2)
-    parts = [model(idx[:, :6], cache=cache)[0]]
+    parts = [model(idx[:, :6], cache=cache).logits]
     for t in range(6, 11):
-        parts.append(model(idx[:, t : t + 1], cache=cache)[0])
-    parts.append(model(idx[:, 11:], cache=cache)[0])  # a chunk after a cached prefix
+        parts.append(model(idx[:, t : t + 1], cache=cache).logits)
+    parts.append(model(idx[:, 11:], cache=cache).logits)  # a chunk after a cached prefix
     assert cache.length == 14
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=0)
 
@@ -223,7 +232,7 @@ def test_tied_weights_survive_safetensors_round_trip(tmp_path):
     loaded.load_state_for_saving(load_file(tmp_path / "model.safetensors"))
     assert loaded.lm_head.weight is loaded.tok_emb.weight  # still one matrix
     idx = torch.randint(0, 50, (2, 8))
-    torch.testing.assert_close(loaded(idx)[0], model(idx)[0], atol=0, rtol=0)
+    torch.testing.assert_close(loaded(idx).logits, model(idx).logits, atol=0, rtol=0)
     # training the loaded model moves both ends of the tie together
     with torch.no_grad():
         loaded.tok_emb.weight[0] += 1
@@ -235,7 +244,7 @@ def test_tied_weights_survive_safetensors_round_trip(tmp_path):
     other = GPT(tiny(position="sinusoidal")).eval()
     load_model(other, str(tmp_path / "other.safetensors"))
     assert other.lm_head.weight is other.tok_emb.weight
-    torch.testing.assert_close(other(idx)[0], model(idx)[0], atol=0, rtol=0)
+    torch.testing.assert_close(other(idx).logits, model(idx).logits, atol=0, rtol=0)
     # and a file that kept the other name of the tied matrix loads through our helper too
     renamed = {("lm_head.weight" if k == "tok_emb.weight" else k): v for k, v in sd.items()}
     other.load_state_for_saving(renamed)
@@ -250,7 +259,7 @@ def test_untied_model_saves_both_matrices(tmp_path):
     loaded = GPT(tiny(tie_weights=False)).eval()
     loaded.load_state_for_saving(load_file(tmp_path / "m.safetensors"))
     idx = torch.randint(0, 50, (1, 5))
-    torch.testing.assert_close(loaded(idx)[0], model(idx)[0], atol=0, rtol=0)
+    torch.testing.assert_close(loaded(idx).logits, model(idx).logits, atol=0, rtol=0)
 
 
 def test_strict_loading_names_missing_and_unexpected_keys():
@@ -261,3 +270,24 @@ def test_strict_loading_names_missing_and_unexpected_keys():
     with pytest.raises(CheckpointError, match=r"blocks\.1\.mlp\.fc\.weight.*extra\.weight"):
         model.load_state_for_saving(sd)
     model.load_state_for_saving(sd, strict=False)  # allowed when asked
+
+
+def test_forward_returns_one_named_type():
+    model = GPT(tiny()).eval()
+    idx = torch.randint(0, 50, (2, 6))
+    plain, scored, inspected = model(idx), model(idx, idx), model(idx, return_attention=True)
+    for out in (plain, scored, inspected):
+        assert isinstance(out, GPTOutput) and out.logits.shape == (2, 6, 50)
+    assert plain.loss is None and plain.attention is None and scored.attention is None
+    assert scored.loss.dim() == 0
+    assert len(inspected.attention) == model.config.n_layer and inspected.attention[0].shape == (2, 2, 6, 6)
+    torch.testing.assert_close(inspected.logits, plain.logits)
+
+
+def test_the_flops_formulas_have_one_home():
+    assert cost.training_flops_per_token is training_flops_per_token
+    assert cost.forward_flops_per_token is forward_flops_per_token
+    model = GPT(tiny())
+    assert cost.matmul_params(model.config) == model.matmul_parameters()
+    assert training_flops_per_token(10, 0, 1, 2, 3) == 40 + 12 * 2 * 3       # frozen weights: no weight gradients
+    assert 3 * forward_flops_per_token(10, 1, 2, 3) == training_flops_per_token(10, 10, 1, 2, 3)

@@ -2,20 +2,20 @@
 
 import pytest
 import torch
+import tiny_models
 
 from roots_course.society import cost as C
 from roots_course.society import model_card as MC
 from roots_course.store.artifacts import ArtifactPaths, atomic_write_json
 from roots_course.core.checkpoint import save_checkpoint
-from roots_course.core.model import GPT, GPTConfig
 from roots_course.core.train import TrainConfig, make_optimizer
 
-CFG = dict(vocab_size=40, block_size=16, n_layer=1, n_head=2, n_embd=16)
+CFG = {**tiny_models.TINY_GPT, "n_layer": 1}
 ASSUMPTIONS = {"power_watts": 65.0, "grid_g_per_kwh": 429.0, "pue": 1.0}
 
 
 def _save(folder, state):
-    model = GPT(GPTConfig(**CFG))
+    model = tiny_models.tiny_gpt(**CFG)
     cfg = TrainConfig(steps=4, batch_size=2, warmup_steps=1)
     save_checkpoint(folder, model, make_optimizer(model, cfg, "cpu"), {"step": 4, "history": [], **state}, train_config=cfg)
 

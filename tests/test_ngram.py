@@ -57,7 +57,38 @@ def test_cross_entropy_is_mean_negative_log_prob_and_bits_divide_by_ln2():
 
 def test_start_of_text_is_padded_so_every_symbol_is_scored():
     m = NGramModel(4, 3, k=1.0).fit([0, 1, 2] * 20)
-    assert m.log_probs([0, 1, 2, 0, 1]).shape == (5,)
+    # By hand: each of the three padded start contexts (_ _ _), (_ _ 0), (_ 0 1) occurs once in training,
+    # followed by the symbol that comes next here: (1 + 1) / (1 + 3). The full contexts (0 1 2) and
+    # (1 2 0) occur 19 times each, always followed by 0 and 1: (19 + 1) / (19 + 3).
+    expected = np.log([2 / 4, 2 / 4, 2 / 4, 20 / 22, 20 / 22])
+    assert m.log_probs([0, 1, 2, 0, 1]) == pytest.approx(expected)
+    # the same symbol at the start of a text is scored in its padded context, not the full one
+    assert m.prob([], 1) == pytest.approx(1 / 4) and m.prob([1, 2, 0], 1) == pytest.approx(20 / 22)
+
+
+def test_bigram_counts_and_loss_by_hand():
+    ids = [0, 1, 0, 2] * 25                     # 100 symbols: after 0 comes 1 or 2, after 1 or 2 comes 0
+    m = NGramModel(2, 3, k=1.0).fit(ids)
+    # counts: 0 is a context 50 times (25 x 1, 25 x 2), 1 is 25 times (all 0), 2 is 24 times (the last 2
+    # ends the text), the start once (0): P = (count + 1) / (context count + 3)
+    assert m.prob([0], 1) == pytest.approx(26 / 53) and m.prob([0], 2) == pytest.approx(26 / 53)
+    assert m.prob([0], 0) == pytest.approx(1 / 53)
+    assert m.prob([1], 0) == pytest.approx(26 / 28) and m.prob([1], 2) == pytest.approx(1 / 28)
+    assert m.prob([2], 0) == pytest.approx(25 / 27)
+    assert m.prob([], 0) == pytest.approx(2 / 4)
+    nats = -(math.log(2 / 4) + 50 * math.log(26 / 53) + 25 * math.log(26 / 28) + 24 * math.log(25 / 27)) / 100
+    assert m.cross_entropy(ids) == pytest.approx(nats)
+
+
+def test_losses_of_a_text_whose_entropy_is_known():
+    """In 0 1 0 2 0 1 0 2 ... symbol 0 is half the text and 1, 2 a quarter each: a unigram needs 1.5 bits
+    per symbol. Given the previous symbol, only the choice after a 0 is open (1 bit, half the time):
+    a bigram needs 0.5 bits. With almost no smoothing the models reach exactly these on the text itself."""
+    ids = [0, 1, 0, 2] * 1000
+    assert NGramModel(1, 3, k=1e-9).fit(ids).bits(ids) == pytest.approx(1.5, abs=1e-6)
+    assert NGramModel(2, 3, k=1e-9).fit(ids).bits(ids) == pytest.approx(0.5, abs=1e-3)
+    # the text repeats every 4 symbols: a trigram sees "1 0" or "2 0" and knows what comes next
+    assert NGramModel(3, 3, k=1e-9).fit(ids).bits(ids) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_deterministic_sequence_is_learned_by_a_bigram_but_not_a_unigram():

@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 
 
+@pytest.mark.slow
 def test_importing_the_library_in_a_kernel_prints_no_progress_bar_warning(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import roots_course\nimport datasets, tqdm.auto")]

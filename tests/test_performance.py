@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+import tiny_models
 
 import roots_course.__main__ as cli
 import roots_course.core.train as train_module
@@ -18,7 +19,7 @@ from roots_course.course import pretraining
 from roots_course.course.config import load_profile
 from roots_course.errors import ConfigError
 from roots_course.core.generate import generate
-from roots_course.core.model import GPT, GPTConfig
+from roots_course.core.model import GPT
 from roots_course.core.train import TrainConfig, make_optimizer, train
 
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
@@ -26,8 +27,7 @@ TIMING = ("tokens_per_s", "mfu", "elapsed_s")
 
 def tiny(seed: int = 0, **overrides) -> GPT:
     torch.manual_seed(seed)
-    base = {"vocab_size": 13, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}
-    return GPT(GPTConfig(**{**base, **overrides}))
+    return tiny_models.tiny_gpt(**{"vocab_size": 13, **overrides})     # 13 symbols: the corpora below
 
 
 def quick(**overrides) -> TrainConfig:
@@ -88,6 +88,7 @@ def test_compile_is_a_validated_train_setting_off_by_default():
     assert TrainConfig.from_dict(TrainConfig(compile=True).to_dict()).compile is True
 
 
+@pytest.mark.slow
 def test_compile_traces_the_training_step_whole_and_leaves_generation_eager(monkeypatch):
     """Dynamo with its 'eager' backend: the same graph capture as inductor without the C++ build.
     fullgraph=True fails on any graph break in the training forward."""
@@ -196,7 +197,7 @@ def test_the_fused_attention_runs_the_flash_kernel_forward_and_backward():
     model = tiny()
     x = torch.randint(0, 13, (2, 16))
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        _, loss = model(x, x)
+        loss = model(x, x).loss
         loss.backward()
     names = {event.key for event in prof.key_averages()}
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
@@ -214,7 +215,7 @@ def test_on_cuda_a_bf16_training_step_runs_on_flash_attention_alone():
     optimizer = make_optimizer(model, TrainConfig(), device)
     x = torch.randint(0, 13, (4, 16), device=device)
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION), dev.autocast_context(device):
-        _, loss = model(x, x)
+        loss = model(x, x).loss
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss)

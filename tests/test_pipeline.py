@@ -14,6 +14,9 @@ import pipelines  # noqa: F401  (Prefect's environment before prefect is importe
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# every test starts a Prefect server (over a minute on a 2-core machine) and runs notebooks
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="session")
 def prefect_api():
@@ -110,6 +113,19 @@ def test_a_second_run_skips_and_a_changed_chapter_reruns_with_its_dependents(pre
     assert "| chapter | status | wall time (s) | key metrics |" in artifacts[0].data
 
 
+def test_a_smoke_run_publishes_into_its_own_book_not_the_committed_one(prefect_api, course):
+    from pipelines.flows import publish_book, regenerate
+
+    committed = tree_state(ROOT / "book" / "chapters")
+    result = run(regenerate, course, chapters=[1])
+    own = course["artifacts"] / "smoke" / "book"
+    assert Path(result["book"]) == own.resolve() / "_build" / "html" / "index.html" and Path(result["book"]).is_file()
+    assert sorted(p.name for p in (own / "chapters").glob("*.ipynb")) == ["01_representation.ipynb"]
+    assert (own / "intro.md").read_bytes() == (ROOT / "book" / "intro.md").read_bytes()
+    assert Path(run(publish_book, course, chapters=[1])) == Path(result["book"])
+    assert tree_state(ROOT / "book" / "chapters") == committed, "the committed book is untouched"
+
+
 def test_a_failing_chapter_names_its_cell_and_leaves_the_book_as_it_was(prefect_api, course):
     from pipelines.flows import PipelineFailed, regenerate
 
@@ -145,7 +161,6 @@ def test_the_sub_flows_run_their_chapters_and_a_dead_kernel_is_retried(prefect_a
     assert html.is_file() and len(list((course["book"] / "chapters").glob("*.ipynb"))) == 5
 
 
-@pytest.mark.slow
 def test_regenerate_the_course_under_smoke_end_to_end(prefect_api, tmp_path):
     """The course's own chapters, into the project's artifacts/smoke (as nbval's run uses them), published
     into a copy of book/ and built. A second run with nothing changed skips every chapter."""

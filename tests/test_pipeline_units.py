@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from pipeline_course import copy_book, tree_state, write_notebook
 
 import pipelines  # noqa: F401  (Prefect's environment, as in production)
@@ -109,6 +110,19 @@ def test_parameters_resolve_to_what_the_notebooks_receive(notebooks, tmp_path):
     assert params.notebook_parameters() == {"profile": "smoke", "device": "auto", "seed": 7,
                                             "artifacts_dir": "../artifacts"}
     assert params.resolved_device in ("cpu", "cuda", "mps")
+
+
+def test_only_the_cpu_profile_publishes_into_the_committed_book_unless_told(notebooks, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    smoke = resolve("smoke", notebooks_dir=str(notebooks), artifacts_dir=str(artifacts))
+    assert smoke.own_book and smoke.book_dir == (artifacts / "smoke" / "book").resolve()
+    assert smoke.book_sources == (ROOT / "book").resolve()
+    gpu = resolve("gpu", device="cpu", notebooks_dir=str(notebooks), artifacts_dir=str(artifacts))
+    assert gpu.own_book and gpu.book_dir == (artifacts / "gpu" / "book").resolve()
+    cpu = resolve("cpu", notebooks_dir=str(notebooks), artifacts_dir=str(artifacts))
+    assert not cpu.own_book and cpu.book_dir == (ROOT / "book").resolve()
+    asked = resolve("smoke", notebooks_dir=str(notebooks), artifacts_dir=str(artifacts), book_dir=str(ROOT / "book"))
+    assert not asked.own_book and asked.book_dir == (ROOT / "book").resolve()
 
 
 # --- cache --------------------------------------------------------------------------------------
@@ -242,6 +256,29 @@ def test_the_table_of_contents_keeps_what_is_not_a_chapter():
     assert "chapters" not in publish.toc_with_chapters({"root": "intro"}, [])
 
 
+def test_a_book_of_its_own_copies_the_sources_and_keeps_its_own_chapters(tmp_path):
+    sources = copy_book(tmp_path / "book")
+    (sources / "chapters").mkdir()
+    (sources / "chapters" / "01_representation.ipynb").write_text("a committed page")
+    own = tmp_path / "artifacts" / "smoke" / "book"
+    publish.seed_book(sources, own)
+    assert (own / "_config.yml").read_bytes() == (sources / "_config.yml").read_bytes()
+    assert (own / "_ext").is_dir() and (own / "intro.md").is_file()
+    assert not (own / "chapters").exists(), "a committed page is never copied into another book"
+    assert publish.read_toc(own) == publish.read_toc(sources)
+
+    # after a publish of its own, its chapter entries stay; an edit of the sources arrives; nothing else moves
+    toc = publish.toc_with_chapters(publish.read_toc(own), ["chapters/02_optimization"])
+    (own / "_toc.yml").write_text(publish.TOC_HEADER + yaml.safe_dump(toc, sort_keys=False))
+    (sources / "glossary.md").write_text("an edited glossary")
+    untouched = (own / "_config.yml").stat().st_mtime_ns
+    publish.seed_book(sources, own)
+    assert (own / "glossary.md").read_text() == "an edited glossary"
+    assert publish._chapter_pages(publish.read_toc(own)) == ["chapters/02_optimization"]
+    assert {"file": "glossary"} in publish.read_toc(own)["chapters"]
+    assert (own / "_config.yml").stat().st_mtime_ns == untouched
+
+
 def test_exchange_swaps_two_folders(tmp_path):
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "a").write_text("new")
@@ -327,7 +364,19 @@ def test_publish_takes_prose_and_captions_from_the_clean_notebook_and_outputs_fr
                                               "profile = 'cpu'", "plot()", "A new closing paragraph."]
     assert page.cells[3].outputs[0]["data"]["image/png"] == "iVBOR"
     assert page.cells[3].metadata["mystnb"]["image"]["alt"] == "A line falling from 6 to 4"
+    # the page shows the parameters the run used; the defaults they replaced are left out of the page
+    assert publish.HIDDEN_TAG in page.cells[1].metadata["tags"] and "parameters" in page.cells[1].metadata["tags"]
+    assert publish.HIDDEN_TAG not in page.cells[2].metadata["tags"]
     nbformat.validate(page)
+    assert clean.cells[1].metadata["tags"] == ["parameters"], "the notebook readers open keeps its defaults"
+
+
+def test_without_injected_parameters_the_default_cell_stays_on_the_page():
+    from pipelines.publish import with_current_text
+    executed, clean = _executed_and_clean()
+    del executed.cells[2]
+    page = with_current_text(executed, clean)
+    assert page.cells[1].metadata["tags"] == ["parameters"]
 
 
 def test_publish_refuses_a_run_of_different_code():

@@ -29,9 +29,10 @@ import pipelines  # noqa: F401  (Prefect's environment before prefect is importe
 from roots_course.store import artifacts, integrity
 from roots_course.__main__ import main as roots_main
 from roots_course.core.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from roots_course.errors import CheckpointError, ConfigError, DataError
+from roots_course.errors import BusyError, CheckpointError, ConfigError, DataError
+from roots_course.store.locking import FileLock, describe_holder, held_by_this_process, holder_file
 from roots_course.core.model import GPT
-from roots_course.core.tokenizer import load_tokenizer, train_tokenizer
+from roots_course.core.tokenizer_kinds import load_tokenizer, train_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -87,6 +88,7 @@ def checkpoint_step(folder: Path) -> int | None:
 
 # --- a crash during pretraining ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_training_killed_at_a_random_step_resumes_and_ends_with_the_uninterrupted_weights(
         corpus_file, reference_run, tmp_path):
     kill_after = random.Random(9).randrange(30, 200, 10)       # a checkpoint step, drawn with a fixed seed
@@ -179,6 +181,7 @@ def all_parameters_equal(model: torch.nn.Module, value: float) -> bool:
     return all(bool((p == value).all()) for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_a_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
     before, after = kill_writer_half_way("checkpoint", tmp_path, tmp_path / "checkpoints")
     assert after == before
@@ -190,6 +193,7 @@ def test_a_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp
     assert not (tmp_path / "checkpoints" / ".pretrained.new").exists(), "the next save clears what was left"
 
 
+@pytest.mark.slow
 def test_a_checkpoint_writer_killed_between_its_renames_leaves_a_whole_checkpoint(tmp_path):
     kill_writer_half_way("checkpoint-between-renames", tmp_path, tmp_path / "checkpoints")
     assert not (tmp_path / "checkpoints" / "pretrained").exists()      # cut between the two renames
@@ -197,6 +201,7 @@ def test_a_checkpoint_writer_killed_between_its_renames_leaves_a_whole_checkpoin
     assert state["step"] == 2 and all_parameters_equal(model, 2.0), "the new checkpoint, whole: never a mix"
 
 
+@pytest.mark.slow
 def test_a_tokenizer_writer_killed_mid_write_leaves_the_previous_tokenizer(tmp_path):
     before, after = kill_writer_half_way("tokenizer", tmp_path, tmp_path)
     assert after == before
@@ -232,6 +237,57 @@ def test_a_publish_killed_mid_write_leaves_the_published_chapters_and_the_next_o
                                          record)], build=False)
     assert "print('v3')" in (tmp_path / "book" / "chapters" / "01_representation.ipynb").read_text()
     assert not list(tmp_path.glob(".book-publish-*/")), "the next publish removes the killed one's staging"
+
+
+# --- locks: one holder at a time, named; released by the OS when the holder dies ----------------------
+
+HOLD_LOCK = ("import sys, time\nfrom roots_course.store.locking import FileLock\n"
+             "with FileLock(sys.argv[1], 'a test holder'):\n    print('held', flush=True)\n    time.sleep(300)")
+
+
+def test_a_held_lock_names_its_holder_and_a_sigkilled_holder_leaves_it_free(tmp_path):
+    lock = tmp_path / ".run.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock), "--profile", "smoke"], cwd=ROOT, env=ENV,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError) as info:
+            FileLock(lock, "another run is using it").acquire()
+        assert re.fullmatch(rf"another run is using it: pid {holder.pid} on \S+, since \d{{4}}-\d\d-\d\dT[\d:]+\+00:00: "
+                            rf"-c {re.escape(str(lock))} --profile smoke holds the lock {re.escape(str(lock))}\. Wait for "
+                            r"that process to finish \(or stop it\), then run again; the lock is released the "
+                            r"moment it exits\.", str(info.value)), str(info.value)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+    started = time.monotonic()
+    with FileLock(lock, "the next run", timeout=5):           # the OS released it with its process
+        assert time.monotonic() - started < 1
+        assert f"pid {os.getpid()} on " in describe_holder(lock)
+    assert not holder_file(lock).exists(), "a holder that releases the lock forgets itself"
+
+
+def test_a_lock_is_reentrant_in_a_thread_and_exclusive_between_threads(tmp_path):
+    lock, refused = tmp_path / "x.lock", []
+
+    def other_thread() -> None:
+        try:
+            FileLock(lock, "another thread wants it", timeout=0.2).acquire()
+        except BusyError as exc:
+            refused.append(str(exc))
+
+    with FileLock(lock, "first"):
+        with FileLock(tmp_path / "." / "x.lock", "again, spelled otherwise"):     # re-entrant: no wait
+            assert held_by_this_process(lock)
+        assert held_by_this_process(lock)
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join(timeout=30)
+    assert not held_by_this_process(lock)
+    assert len(refused) == 1 and refused[0].startswith(
+        f"another thread wants it: another thread of this process (pid {os.getpid()} on ")
+    with FileLock(lock, "free again"):
+        pass
 
 
 # --- corruption is detected ----------------------------------------------------------------------
@@ -440,6 +496,7 @@ def test_configuration_values_are_checked_for_type_range_and_unknown_keys(key, v
         load_profile("smoke", overrides={key: value})
 
 
+@pytest.mark.slow
 def test_a_bad_setting_on_the_command_line_is_named(tmp_path, corpus_file):
     result = cli("train", "--text", str(corpus_file), "--out", str(tmp_path / "x"), "--profile", "smoke",
                  "--set", "train.eval_every=-1")
@@ -529,6 +586,7 @@ def test_prompts_longer_than_the_context_are_cut_to_it_and_foreign_ids_are_refus
         generate(model, [], 4)
 
 
+@pytest.mark.slow
 def test_sampling_a_prompt_longer_than_the_context_says_so(reference_run):
     result = cli("sample", "--checkpoint", str(reference_run / "checkpoints" / "pretrained"),
                  "--prompt", "the dog ran under the tree. " * 6, "--max-new-tokens", "10", "--greedy")

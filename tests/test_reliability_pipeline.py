@@ -23,6 +23,9 @@ from roots_course.store import integrity
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# every test starts a Prefect server (over a minute on a 2-core machine) or runs the pipeline
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def prefect_api():
@@ -146,7 +149,7 @@ def test_an_error_in_a_cell_is_not_retried_and_names_notebook_cell_and_exception
 
 # --- a full disk -----------------------------------------------------------------------------------
 
-FILL_THE_DISK = """from roots_course import artifacts
+FILL_THE_DISK = """from roots_course.store import artifacts
 artifacts.atomic_write_bytes(out / "big.bin", b"x" * 8_000_000)"""
 
 
@@ -189,19 +192,19 @@ def test_a_full_disk_fails_with_the_way_out_and_loses_nothing(prefect_api, cours
 def test_the_pipeline_s_own_writes_failing_with_enospc_are_explained_and_lose_nothing(prefect_api, course,
                                                                                         monkeypatch):
     from pipelines.flows import PipelineFailed, regenerate
-    from roots_course.store import artifacts
+    from roots_course.store import atomic
 
     run(regenerate, course, book_dir=str(course["book"]))
     before, profile = tree_state(course["book"]), course["artifacts"] / "smoke"
     chapter_1 = {rel: tree_state(profile)[rel] for rel in ("corpus.txt", "metrics/representation.json")}
-    real = artifacts.atomic_write_bytes
+    real = atomic.write_atomically
 
-    def disk_full(path, data):
+    def disk_full(path, fill, around_rename=None):
         if Path(path).resolve().is_relative_to(profile.resolve()):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, data)
+        return real(path, fill, around_rename)
 
-    monkeypatch.setattr(artifacts, "atomic_write_bytes", disk_full)    # the record, checksums and manifest writes
+    monkeypatch.setattr(atomic, "write_atomically", disk_full)    # every file write: record, checksums, manifest
     write_notebook(course["notebooks"], 2, extra="print('changed')")
     with pytest.raises(PipelineFailed) as info:
         run(regenerate, course, book_dir=str(course["book"]))

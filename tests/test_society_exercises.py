@@ -1,11 +1,12 @@
-"""Chapter 5's exercise references agree with the library they mirror; the umbrella module and the
-profile section load."""
+"""Chapter 5's exercise references agree with the library they mirror; the package's gathered names and
+the profile section load."""
 
 import random
 
 import pytest
 
-from roots_course.society import cost, memorization, facade as society
+from roots_course import society
+from roots_course.society import cost, memorization
 from roots_course.course.config import load_profile
 from roots_course.errors import ConfigError
 from roots_course.course.exercises import check
@@ -26,6 +27,7 @@ def test_references_agree_with_the_library():
     for wall, watts, grid, pue in EXERCISES["carbon_grams"].cases():
         expected = cost.carbon_kg(cost.energy_kwh(wall, watts, pue), grid) * 1000
         assert EXERCISES["carbon_grams"].reference(wall, watts, grid, pue) == pytest.approx(expected, rel=1e-12)
+    # a shape of its own (3 layers, width 20, window 12): the reference below is called with these numbers
     model = GPT(GPTConfig(vocab_size=60, block_size=12, n_layer=3, n_head=2, n_embd=20))
     n = cost.matmul_params(model.config)
     assert EXERCISES["training_flops"].reference(n, 3, 20, 12, 1000) == model.flops_per_token() * 1000
@@ -59,6 +61,6 @@ def test_profiles_have_a_society_section_that_fits_the_window():
         load_profile("smoke", overrides={"society.unknown_key": 1})
 
 
-def test_the_umbrella_exports_what_it_lists():
+def test_the_package_exports_what_it_lists():
     for name in society.__all__:
         assert hasattr(society, name), name

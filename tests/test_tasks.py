@@ -1,9 +1,9 @@
-"""Tests of roots_course.tasks.families: converters, the safe evaluator, held-out splits, prompts, decoding, scoring."""
+"""Tests of the chapter 4 task modules: converters, the safe evaluator, held-out splits, prompts, decoding, scoring."""
 
 import pytest
 import torch
 
-from roots_course.tasks import families as T
+from roots_course.tasks import answering, knowledge_base, numerals, prompting, sandbox, scoring, task_data, task_types
 from roots_course.errors import ConfigError
 from roots_course.core.generate import generate
 from roots_course.core.model import GPT, GPTConfig
@@ -20,20 +20,20 @@ from roots_course.core.tokenizer import CharTokenizer
     (340, "three hundred forty", "三百四十"), (999, "nine hundred ninety-nine", "九百九十九"),
 ])
 def test_known_conversions(n, words, zh):
-    assert T.english_words(n) == words
-    assert T.chinese_numeral(n) == zh
-    assert T.parse_chinese_numeral(zh) == n
+    assert numerals.english_words(n) == words
+    assert numerals.chinese_numeral(n) == zh
+    assert numerals.parse_chinese_numeral(zh) == n
 
 
 def test_converters_are_one_to_one_and_reject_out_of_range():
-    assert len({T.english_words(n) for n in range(1, 1000)}) == 999
-    assert len({T.chinese_numeral(n) for n in range(1, 1000)}) == 999
-    assert all(T.parse_chinese_numeral(T.chinese_numeral(n)) == n for n in range(1, 1000))
-    assert T.parse_chinese_numeral("一十") is None and T.parse_chinese_numeral("两百") is None
-    assert T.parse_chinese_numeral(" 十二\n") == 12
+    assert len({numerals.english_words(n) for n in range(1, 1000)}) == 999
+    assert len({numerals.chinese_numeral(n) for n in range(1, 1000)}) == 999
+    assert all(numerals.parse_chinese_numeral(numerals.chinese_numeral(n)) == n for n in range(1, 1000))
+    assert numerals.parse_chinese_numeral("一十") is None and numerals.parse_chinese_numeral("两百") is None
+    assert numerals.parse_chinese_numeral(" 十二\n") == 12
     for bad in (0, 1000, -3, 2.5, True):
         with pytest.raises(ConfigError):
-            T.chinese_numeral(bad)
+            numerals.chinese_numeral(bad)
 
 
 # ---- the safe evaluator ------------------------------------------------------------------------
@@ -45,8 +45,8 @@ def test_converters_are_one_to_one_and_reject_out_of_range():
     ("sorted([3, 1, 2])", [1, 2, 3]), ("sum([1, 2, 3])", 6), ("-(2 + 3)", -5), ("7 / 2", 3.5),
 ])
 def test_safe_eval_values(expression, value):
-    assert T.safe_eval(expression) == value
-    assert T.run_expression(expression) == (True, value)
+    assert sandbox.safe_eval(expression) == value
+    assert sandbox.run_expression(expression) == (True, value)
 
 
 @pytest.mark.parametrize("expression", [
@@ -55,14 +55,14 @@ def test_safe_eval_values(expression, value):
     "max(key=len)", "'a'.join(['b'])",
 ])
 def test_safe_eval_rejects(expression):
-    with pytest.raises(T.UnsafeExpression):
-        T.safe_eval(expression)
-    assert T.run_expression(expression) == (False, "UnsafeExpression")
+    with pytest.raises(sandbox.UnsafeExpression):
+        sandbox.safe_eval(expression)
+    assert sandbox.run_expression(expression) == (False, "UnsafeExpression")
 
 
 def test_syntax_errors_are_reported():
-    assert T.run_expression("max(1,") == (False, "SyntaxError")
-    assert T.run_expression("") == (False, "SyntaxError")
+    assert sandbox.run_expression("max(1,") == (False, "SyntaxError")
+    assert sandbox.run_expression("") == (False, "SyntaxError")
 
 
 # ---- datasets and held-out splits ----------------------------------------------------------------
@@ -73,62 +73,63 @@ TEST_TEXT = "\n".join(f"Another sentence {w} describes what the function returns
                       ("alpha", "beta", "gamma", "delta", "epsilon"))
 
 
-def _disjoint(task: T.Task) -> bool:
+def _disjoint(task: task_types.Task) -> bool:
     return not ({e.group for e in task.train} & {e.group for e in task.test})
 
 
 def test_text_task():
-    task = T.text_task(TRAIN_TEXT, TEST_TEXT + "\n" + TRAIN_TEXT.split("\n")[0], 100, 100, seed=1)
+    task = task_data.text_task(TRAIN_TEXT, TEST_TEXT + "\n" + TRAIN_TEXT.split("\n")[0], 100, 100, seed=1)
     assert len(task.train) == 10 and len(task.test) == 5  # the repeated training line is not a test line
     assert _disjoint(task)
     for e in task.train + task.test:
         line = e.group
         assert line.startswith(e.x + " " + e.y) and e.y.isalpha() and len(e.x.split()) >= 3
-    assert T.text_task(TRAIN_TEXT, TEST_TEXT, 100, 100, seed=1).test == T.text_task(TRAIN_TEXT, TEST_TEXT, 100, 100,
-                                                                                     seed=1).test
+    again = task_data.text_task(TRAIN_TEXT, TEST_TEXT, 100, 100, seed=1)
+    assert task_data.text_task(TRAIN_TEXT, TEST_TEXT, 100, 100, seed=1).test == again.test
     assert task.extract(" returns, and more\nnext") == "returns"
     assert task.extract("\n") == "" and task.extract(" 42 things") == ""
 
 
 def test_translation_task_holds_out_numbers():
-    task = T.translation_task(300, 50, seed=3)
+    task = task_data.translation_task(300, 50, seed=3)
     assert len(task.train) == 300 and len(task.test) == 50 and _disjoint(task)
     assert task.query("twelve") == "twelve =" and task.target("十二") == " 十二"
-    scores = task.score("三百五", T.Example("three hundred five", "三百零五", "305"))
+    scores = task.score("三百五", task_types.Example("three hundred five", "三百零五", "305"))
     assert scores["exact match"] == 0 and scores["CER"] == 0.25 and scores["_edits"] == 1
     assert task.error_kind("三百", task.test[0]) == "a numeral, but of another number"
     assert task.error_kind("三三", task.test[0]) == "not a well-formed numeral"
-    assert T.translation_task(300, 50, seed=3).test == task.test and T.translation_task(300, 50, seed=4).test != task.test
+    assert task_data.translation_task(300, 50, seed=3).test == task.test
+    assert task_data.translation_task(300, 50, seed=4).test != task.test
 
 
 def test_knowledge_base_facts_and_uniqueness():
-    kb = T.knowledge_base(8, per_module=100)
+    kb = knowledge_base.knowledge_base(8, per_module=100)
     assert kb["dumps"] == "json" and kb["makedirs"] == "os" and kb["b64encode"] == "base64"
     assert kb["heappush"] == "heapq" and kb["copytree"] == "shutil" and kb["median"] == "statistics"
     assert not any(name.startswith("_") for name in kb)
-    assert set(kb.values()) == set(T.KB_MODULES[:8])
-    capped = T.knowledge_base(8, per_module=5)
+    assert set(kb.values()) == set(knowledge_base.KB_MODULES[:8])
+    capped = knowledge_base.knowledge_base(8, per_module=5)
     assert max(list(capped.values()).count(m) for m in set(capped.values())) == 5
     with pytest.raises(ConfigError):
-        T.knowledge_base(len(T.KB_MODULES) + 1)
+        knowledge_base.knowledge_base(len(knowledge_base.KB_MODULES) + 1)
 
 
 def test_qa_task_holds_out_entities():
-    task = T.qa_task(6, n_test=1000, seed=2)
+    task = task_data.qa_task(6, n_test=1000, seed=2)
     assert _disjoint(task)
     assert len(task.train) == 3 * len({e.group for e in task.train})  # every training name, every template
     assert {e.y for e in task.test} == set(task.info["modules"])  # every module is asked about in the test
     assert task.query("Which module defines `dumps`?") == "Q: Which module defines `dumps`?\nA:"
     assert task.error_kind("os", task.test[0]) == "another module of the knowledge base"
     assert task.error_kind("numpy", task.test[0]) == "not a module of the knowledge base"
-    assert 0 < T.majority_baseline(task) < 0.5
+    assert 0 < scoring.majority_baseline(task) < 0.5
 
 
 def test_code_task():
-    task = T.code_task(200, 40, seed=0)
+    task = task_data.code_task(200, 40, seed=0)
     assert len(task.train) == 200 and len(task.test) == 40 and _disjoint(task)
-    assert all(T.run_expression(e.y)[0] for e in task.train + task.test)  # every reference runs
-    example = T.Example("add 3 and 4", "3 + 4", "add 3 and 4")
+    assert all(sandbox.run_expression(e.y)[0] for e in task.train + task.test)  # every reference runs
+    example = task_types.Example("add 3 and 4", "3 + 4", "add 3 and 4")
     assert task.score("4 + 3", example) == {"execution accuracy": 1.0, "exact match": 0.0}
     assert task.score("7", example)["execution accuracy"] == 1.0  # running code scores values, not text
     assert task.score("7.0", example)["execution accuracy"] == 0.0  # a float is not the int asked for
@@ -141,16 +142,16 @@ def test_code_task():
 
 
 def test_prompts():
-    task = T.translation_task(20, 5, seed=0)
-    demos = [T.Example("twelve", "十二", "12"), T.Example("one hundred five", "一百零五", "105")]
-    assert T.zero_shot_prompt(task, "forty") == "Write the number in Chinese.\nforty ="
-    prompt, used = T.few_shot_prompt(task, "forty", demos)
+    task = task_data.translation_task(20, 5, seed=0)
+    demos = [task_types.Example("twelve", "十二", "12"), task_types.Example("one hundred five", "一百零五", "105")]
+    assert prompting.zero_shot_prompt(task, "forty") == "Write the number in Chinese.\nforty ="
+    prompt, used = prompting.few_shot_prompt(task, "forty", demos)
     assert used == 2 and prompt == "Write the number in Chinese.\ntwelve = 十二\none hundred five = 一百零五\nforty ="
     tok = CharTokenizer.train(prompt)
-    limited, used = T.few_shot_prompt(task, "forty", demos, tok, budget=len(prompt) - 5)
+    limited, used = prompting.few_shot_prompt(task, "forty", demos, tok, budget=len(prompt) - 5)
     assert used == 1 and len(tok.encode(limited)) <= len(prompt) - 5
-    none, used = T.few_shot_prompt(task, "forty", demos, tok, budget=3)
-    assert used == 0 and none == T.zero_shot_prompt(task, "forty")
+    none, used = prompting.few_shot_prompt(task, "forty", demos, tok, budget=3)
+    assert used == 0 and none == prompting.zero_shot_prompt(task, "forty")
 
 
 # ---- decoding and evaluation ---------------------------------------------------------------------
@@ -173,7 +174,7 @@ def test_batched_greedy_equals_one_at_a_time(batch_size):
     # A stop the model actually writes, so that early stops are exercised: its commonest output character.
     free = "".join(tok.decode(generate(model, tok.encode(p), 12, greedy=True)) for p in prompts)
     stop = max(set(free), key=free.count)
-    got = T.generate_answers(model, tok, prompts, max_new_tokens=12, batch_size=batch_size, stop=stop)
+    got = answering.generate_answers(model, tok, prompts, max_new_tokens=12, batch_size=batch_size, stop=stop)
     stopped = 0
     for prompt, text in zip(prompts, got):
         ids = generate(model, tok.encode(prompt), 12, greedy=True, stop_sequences=[tok.encode(stop)])
@@ -181,22 +182,22 @@ def test_batched_greedy_equals_one_at_a_time(batch_size):
         stopped += len(ids) < 12
     assert stopped > 0  # the stop was exercised
     with pytest.raises(ConfigError):
-        T.generate_answers(model, tok, ["a", ""], max_new_tokens=4)
+        answering.generate_answers(model, tok, ["a", ""], max_new_tokens=4)
 
 
 def test_generate_answers_truncates_long_prompts_and_checks_budget():
     model, tok = _model_and_tokenizer(block_size=16)
-    out = T.generate_answers(model, tok, ["abcdefghij" * 3], max_new_tokens=6)
+    out = answering.generate_answers(model, tok, ["abcdefghij" * 3], max_new_tokens=6)
     assert len(out) == 1
     with pytest.raises(ConfigError):
-        T.generate_answers(model, tok, ["a"], max_new_tokens=16)
+        answering.generate_answers(model, tok, ["a"], max_new_tokens=16)
 
 
 def test_evaluate_scores_every_example():
     model, tok = _model_and_tokenizer()
-    task = T.translation_task(10, 6, seed=0)
-    prompts = [T.zero_shot_prompt(task, e.x, instruction=False) for e in task.test]
-    result = T.evaluate(model, tok, task, prompts, "zero-shot", max_new_tokens=8)
+    task = task_data.translation_task(10, 6, seed=0)
+    prompts = [prompting.zero_shot_prompt(task, e.x, instruction=False) for e in task.test]
+    result = scoring.evaluate(model, tok, task, prompts, "zero-shot", max_new_tokens=8)
     assert len(result.predictions) == 6 and set(result.scores) == {"exact match", "CER", "_edits", "_chars"}
     em = result.interval("exact match", n_resamples=100)
     cer = result.interval("CER", n_resamples=100)
@@ -204,22 +205,23 @@ def test_evaluate_scores_every_example():
     assert cer.value == pytest.approx(sum(result.scores["_edits"]) / sum(result.scores["_chars"]))
     assert len(result.failures(3)) <= 3 and sum(result.error_counts().values()) == 6 - sum(result.scores["exact match"])
     with pytest.raises(ConfigError):
-        T.evaluate(model, tok, task, prompts[:2], "zero-shot")
+        scoring.evaluate(model, tok, task, prompts[:2], "zero-shot")
 
 
 def test_stop_tokens_include_merged_newlines():
     tok = CharTokenizer.train("ab\n")
-    assert tok.decode(T.stop_token_ids(tok).tolist()) == "\n"
+    assert tok.decode(answering.stop_token_ids(tok).tolist()) == "\n"
 
 
 def test_prompt_lists():
-    task = T.translation_task(30, 4, seed=0)
-    assert T.zero_shot_prompts(task) == [T.zero_shot_prompt(task, e.x) for e in task.test]
-    tok = CharTokenizer.train("".join(T.demonstration(task, e) for e in task.train + task.test) + task.instruction)
-    prompts, shots = T.few_shot_prompts(task, tok, shots=2, budget=10_000, seed=1)
+    task = task_data.translation_task(30, 4, seed=0)
+    assert prompting.zero_shot_prompts(task) == [prompting.zero_shot_prompt(task, e.x) for e in task.test]
+    demonstrations = "".join(prompting.demonstration(task, e) for e in task.train + task.test)
+    tok = CharTokenizer.train(demonstrations + task.instruction)
+    prompts, shots = prompting.few_shot_prompts(task, tok, shots=2, budget=10_000, seed=1)
     assert shots == [2] * 4 and all(p.count("\n") == 3 for p in prompts)  # instruction + 2 demonstrations
-    assert T.few_shot_prompts(task, tok, 2, 10_000, seed=1) == (prompts, shots)  # seeded
+    assert prompting.few_shot_prompts(task, tok, 2, 10_000, seed=1) == (prompts, shots)  # seeded
     test_inputs = {e.x for e in task.test}
     assert not any(line.split(" =")[0] in test_inputs for p in prompts for line in p.split("\n")[1:-1])
-    _, fewer = T.few_shot_prompts(task, tok, shots=2, budget=40, seed=1)
+    _, fewer = prompting.few_shot_prompts(task, tok, shots=2, budget=40, seed=1)
     assert max(fewer) < 2

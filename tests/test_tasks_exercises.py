@@ -2,7 +2,7 @@
 
 import torch
 
-from roots_course.tasks import metrics, families as tasks
+from roots_course.tasks import metrics, numerals, prompting, task_data, task_types
 from roots_course.course.exercises import check
 from roots_course.core.lora import LoRALinear
 from roots_course.tasks.exercises import EXERCISES
@@ -18,12 +18,12 @@ def test_references_agree_with_the_library():
     for args in EXERCISES["character_error_rate"].cases():
         assert cer(*args) == metrics.character_error_rate(*args)
     numeral = EXERCISES["chinese_numeral"].reference
-    assert all(numeral(n) == tasks.chinese_numeral(n) for n in range(1, 1000))
+    assert all(numeral(n) == numerals.chinese_numeral(n) for n in range(1, 1000))
     prompt = EXERCISES["few_shot_prompt"].reference
-    task = tasks.translation_task(10, 2)
-    demos = [tasks.Example("twelve", "十二", "12"), tasks.Example("one hundred five", "一百零五", "105")]
-    assert prompt(task.instruction, [(d.x, d.y) for d in demos], "forty") == tasks.few_shot_prompt(task, "forty",
-                                                                                                   demos)[0]
+    task = task_data.translation_task(10, 2)
+    demos = [task_types.Example("twelve", "十二", "12"), task_types.Example("one hundred five", "一百零五", "105")]
+    assert prompt(task.instruction, [(d.x, d.y) for d in demos], "forty") == prompting.few_shot_prompt(task, "forty",
+                                                                                                       demos)[0]
     lora = EXERCISES["lora_forward"].reference
     layer = LoRALinear(torch.nn.Linear(8, 5, bias=False), r=2, alpha=6.0)
     with torch.no_grad():
@@ -33,5 +33,5 @@ def test_references_agree_with_the_library():
 
 
 def test_wrong_attempts_fail():
-    assert not check(EXERCISES["chinese_numeral"], lambda n: tasks.english_words(n)).passed
+    assert not check(EXERCISES["chinese_numeral"], lambda n: numerals.english_words(n)).passed
     assert not check(EXERCISES["character_error_rate"], lambda p, r: 0.0).passed

@@ -11,7 +11,8 @@ import torch
 from roots_course.representation import token_stats as ts
 from roots_course.core.bpe import ByteBPETokenizer
 from roots_course.errors import DataError
-from roots_course.core.tokenizer import CharTokenizer, FastBPETokenizer
+from roots_course.core.fast_bpe import FastBPETokenizer
+from roots_course.core.tokenizer import CharTokenizer
 
 DOCS = "\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 TRAIN, VAL = DOCS[:60_000], DOCS[60_000:70_000]

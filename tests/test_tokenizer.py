@@ -10,16 +10,9 @@ import pytest
 
 from roots_course.core.bpe import ByteBPETokenizer, pre_tokenize
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.core.tokenizer import (
-    TOKENIZER_KINDS,
-    CharTokenizer,
-    FastBPETokenizer,
-    Tokenizer,
-    _split_for_library,
-    byte_level_alphabet,
-    load_tokenizer,
-    train_tokenizer,
-)
+from roots_course.core.fast_bpe import FastBPETokenizer, _split_for_library, byte_level_alphabet
+from roots_course.core.tokenizer import CharTokenizer, Tokenizer
+from roots_course.core.tokenizer_kinds import TOKENIZER_KINDS, load_tokenizer, train_tokenizer
 
 DOCS = "\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 TRAIN = DOCS[:40_000]

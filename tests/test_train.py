@@ -13,18 +13,12 @@ import torch
 
 import roots_course.core.checkpoint as checkpoint_module
 import roots_course.core.train as train_module
-from roots_course.store.artifacts import load_tensors, save_tensors
+from roots_course.core.batches import estimate_loss, get_batch
 from roots_course.core.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
-from roots_course.errors import CheckpointError, ConfigError, DataError
 from roots_course.core.model import GPT, GPTConfig
-from roots_course.core.train import (
-    TrainConfig,
-    estimate_loss,
-    get_batch,
-    lr_at,
-    make_optimizer,
-    train,
-)
+from roots_course.core.train import TrainConfig, lr_at, make_optimizer, train
+from roots_course.errors import CheckpointError, ConfigError, DataError
+from roots_course.store.artifacts import load_tensors, save_tensors
 
 TIMING = ("tokens_per_s", "mfu", "elapsed_s")
 VOCAB = 17

@@ -7,6 +7,13 @@ Letters used in the shape comments:
     S key positions (S = T without a cache; S = cached positions + T with one).
 A boolean mask is True where attention is ALLOWED, the convention of
 torch.nn.functional.scaled_dot_product_attention.
+
+This is the teaching version. The library version is PyTorch's fused kernel,
+``torch.nn.functional.scaled_dot_product_attention``, which ``MultiHeadAttention`` calls when
+``fused=True`` (``GPTConfig.fused_attention``); the written-out path serves the attention maps and the reading.
+tests/test_attention.py checks the two against each other: test_written_out_attention_equals_torch_kernel
+(the function), test_multi_head_attention_fused_equals_written_out and
+test_fused_with_cache_equals_written_out_with_cache (the layer, with and without RoPE and the KV cache).
 """
 
 from __future__ import annotations

@@ -1,5 +1,12 @@
 """Byte-level byte-pair encoding (BPE), written from scratch to be read.
 
+This is the teaching version. The library version is the Hugging Face `tokenizers` BPE trainer with its
+ByteLevel pre-tokenizer, wrapped as `roots_course.core.fast_bpe.FastBPETokenizer`; use that one when
+speed matters. tests/test_bpe.py checks this one against it: the same pre-tokenisation
+(test_pre_tokenization_matches_the_library), the same merges when ties are broken the library's way
+(test_same_merges_as_the_library_when_ties_are_broken_its_way), and with our own tie rule a difference
+only at a tie (test_default_order_differs_from_the_library_only_at_a_tie).
+
 The idea in four lines
 ----------------------
 1. Text is UTF-8 bytes, so 256 tokens (ids 0..255, one per byte value) can spell any text.
@@ -34,7 +41,7 @@ Why `FastBPETokenizer` (the `tokenizers` library) can learn different merges
 Given the same text, both pre-tokenise identically, count identically, merge left to right and
 always pick a pair with the highest count. They differ in one rule only: how they break ties.
 The library also prefers the smallest (left id, right id), but in *its* ids, where the 256 byte
-tokens are numbered by their stand-in characters (`tokenizer.byte_level_alphabet`): the visible
+tokens are numbered by their stand-in characters (`fast_bpe.byte_level_alphabet`): the visible
 bytes '!'..'~' come first and the space byte comes after every visible Latin-1 byte. So the two
 agree on every merge until the first tie that the two orders resolve differently; after that the
 lists drift apart. Training ours with `tie_break_order=library_byte_order()` reproduces the
@@ -53,7 +60,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from roots_course.errors import CheckpointError, ConfigError, DataError
-from roots_course.core.tokenizer import FORMAT_VERSION, Tokenizer, as_texts, byte_level_alphabet
+from roots_course.core.fast_bpe import byte_level_alphabet
+from roots_course.core.tokenizer import FORMAT_VERSION, Tokenizer, as_texts
 
 # --------------------------------------------------------------------------------------------------
 # Pre-tokenisation

@@ -16,24 +16,33 @@ import math
 import os
 import random
 import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from roots_course.core.model import GPT, GPTConfig
+from roots_course.errors import CheckpointError, ConfigError
 from roots_course.store import integrity
-from roots_course.store.artifacts import atomic_write_json, fsync_folder, load_tensors, read_json, save_tensors
-from roots_course.errors import CheckpointError
-
-if TYPE_CHECKING:
-    from roots_course.core.train import TrainConfig
+from roots_course.store.artifacts import atomic_write_json, load_tensors, read_json, save_tensors
+from roots_course.store.atomic import fsync_folder
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"          # written last: its presence marks a complete checkpoint
 CHECKPOINT_FORMAT = 1
+
+
+class SavedConfig(Protocol):
+    """A configuration a checkpoint records (``TrainConfig``): anything that turns itself into JSON.
+    Typed by shape, so this module does not import the training loop that imports it."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 # --- random number generator states ---------------------------------------------------------------
@@ -101,7 +110,7 @@ def _finish_interrupted_save(directory: Path) -> None:
 
 
 def save_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], *, train_config: TrainConfig | None = None) -> Path:
+                    state: dict[str, Any], *, train_config: SavedConfig | None = None) -> Path:
     """Write a checkpoint folder atomically; return its path.
 
     ``state`` must be JSON-able and should hold at least ``step`` and ``history``; the global random
@@ -167,7 +176,6 @@ def load_checkpoint(directory: str | os.PathLike, device: torch.device | str | N
         raise CheckpointError(f"{paths[STATE_FILE]}: expected an object with 'step', 'history' and 'optimizer'")
 
     if model is None:
-        from roots_course.core.model import GPT, GPTConfig
         try:
             model = GPT(GPTConfig.from_dict(config["model"]))
         except (TypeError, ValueError) as exc:
@@ -297,3 +305,67 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+# --- resuming a training run ------------------------------------------------------------------------
+
+@dataclass
+class ResumePoint:
+    """Where a run starts: step 0, or what a checkpoint recorded."""
+
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+    resumed: int | None = None           # the step resumed from, None for a fresh start
+
+
+def resume_training(checkpoint_dir: Path | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    sampler: torch.Generator, cfg: SavedConfig, device: torch.device,
+                    say: Callable[[str], Any] | None = print) -> ResumePoint:
+    """Load the checkpoint in ``checkpoint_dir`` into the model, optimizer, the sampler of training
+    batches and the global generators, so the run continues bit for bit; without a checkpoint there,
+    ``say`` so and start at step 0. A training configuration that differs from the saved one warns."""
+    if checkpoint_dir is None:
+        raise ConfigError("resume=True needs a checkpoint_dir to resume from")
+    if not has_checkpoint(checkpoint_dir):
+        if say is not None:
+            say(f"no checkpoint in {checkpoint_dir}: training from step 0")
+        return ResumePoint()
+    _, optimizer_state, state = load_checkpoint(checkpoint_dir, device, model)
+    _warn_on_config_change(checkpoint_dir, cfg)
+    restore_optimizer(optimizer, optimizer_state, checkpoint_dir / OPTIMIZER_FILE)
+    try:
+        sampler.set_state(bytes_to_tensor(state["batch_sampler"]))
+        restore_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{checkpoint_dir / STATE_FILE}: cannot restore the random number "
+                              f"generators from it ({exc!r})") from exc
+    step = int(state["step"])
+    return ResumePoint(step, list(state["history"]), float(state.get("wall_s", 0.0)), step)
+
+
+def save_training(checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                  sampler: torch.Generator, cfg: SavedConfig, history: list[dict[str, Any]], wall_s: float,
+                  tokens_per_step: int, extra: dict[str, Any] | None = None) -> Path:
+    """A checkpoint of a run as it stands after ``history[-1]``: everything ``resume_training`` needs,
+    plus the caller's ``extra`` entries (e.g. a digest of the training data)."""
+    done = history[-1]["step"]
+    return save_checkpoint(checkpoint_dir, model, optimizer, {
+        **(extra or {}),
+        "step": done,
+        "history": history,
+        "wall_s": wall_s,
+        "tokens_seen": done * tokens_per_step,
+        "batch_sampler": tensor_to_bytes(sampler.get_state()),
+    }, train_config=cfg)
+
+
+def _warn_on_config_change(checkpoint_dir: Path, cfg: SavedConfig) -> None:
+    saved = read_json(checkpoint_dir / CONFIG_FILE).get("train")
+    if isinstance(saved, dict):
+        defaults = type(cfg)().to_dict()        # a key the checkpoint predates had its default value
+        changed = sorted(k for k, v in cfg.to_dict().items() if saved.get(k, defaults[k]) != v)
+        if changed:
+            warnings.warn(f"resuming {checkpoint_dir} with a different training configuration: "
+                          f"{', '.join(f'{k} ({saved.get(k, defaults[k])!r} -> {getattr(cfg, k)!r})' for k in changed)}",
+                          stacklevel=4)

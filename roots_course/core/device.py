@@ -15,6 +15,7 @@ from typing import ContextManager
 import numpy as np
 import torch
 
+from roots_course._offline import choose_wait_policy
 from roots_course.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -114,12 +115,14 @@ def set_threads(n: int | None) -> int:
 
 
 def describe(device: torch.device) -> str:
-    """A human-readable name of the device, for provenance."""
+    """A human-readable name of the device, for provenance; on the CPU with the OpenMP wait policy and why
+    it was chosen (``roots_course._offline.choose_wait_policy``)."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "mps (Apple GPU)"
-    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    policy, why = choose_wait_policy()
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={policy}: {why})"
 
 
 def matmul_ceiling_flops(device: torch.device | None = None, n: int = 1024, dtype: torch.dtype = torch.float32,

@@ -1,6 +1,13 @@
 """Turning a GPT into text: logit processing, sampling, greedy decoding, beam search, and the
 log-probability of a given continuation.
 
+This is the teaching version, written out to be read. The library version is Hugging Face
+`transformers`' ``generate`` and its logits processors. Checked against it: greedy decoding, on a model
+exported to `transformers` (tests/test_export.py::test_greedy_generation_gives_the_same_tokens), and
+``process_logits`` against the library's repetition-penalty, temperature, top-k and top-p processors
+(tests/test_generate.py::test_process_logits_matches_the_transformers_logits_processors). Beam search and
+seeded sampling are checked by this course's own tests only, not against the library.
+
 Every function here puts the model in eval mode under torch.inference_mode and gives it back in
 the mode it was in. Token ids go in as a list of ints (or a 1-D tensor) and come out as a list.
 
@@ -13,8 +20,7 @@ without the cache -- the same computation as use_cache=False, hence the same tok
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,18 +29,7 @@ from torch import Tensor
 from roots_course.core.attention import KVCache
 from roots_course.errors import ConfigError
 from roots_course.core.model import GPT
-
-
-@contextmanager
-def _inference(model: GPT) -> Iterator[None]:
-    """Eval mode (no dropout) and no autograd bookkeeping; the previous mode is restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
+from roots_course.core.modes import evaluating
 
 
 def _as_ids(ids: Sequence[int] | Tensor, what: str = "prompt_ids", vocab_size: int | None = None) -> list[int]:
@@ -134,10 +129,10 @@ def _next_logits(model: GPT, ids: Tensor, cache: KVCache | None) -> Tensor:
     """
     block = model.config.block_size
     if cache is not None and cache.length == 0:  # first call: fill the cache with the prompt
-        return model(ids[:, -block:], cache=cache)[0][:, -1]
+        return model(ids[:, -block:], cache=cache).logits[:, -1]
     if cache is not None and cache.length < block:  # room left: feed only the newest token
-        return model(ids[:, -1:], cache=cache)[0][:, -1]
-    return model(ids[:, -block:])[0][:, -1]  # no cache, or a full one: recompute the window
+        return model(ids[:, -1:], cache=cache).logits[:, -1]
+    return model(ids[:, -block:]).logits[:, -1]  # no cache, or a full one: recompute the window
 
 
 def _ends_with_any(tokens: list[int], sequences: list[list[int]]) -> list[int] | None:
@@ -181,7 +176,7 @@ def generate(
     ids[0, : len(prompt)] = torch.tensor(prompt, dtype=torch.long)
     n = len(prompt)
     new: list[int] = []
-    with _inference(model):
+    with evaluating(model):
         cache = model.make_cache(1) if use_cache else None
         for _ in range(max_new_tokens):
             logits = _next_logits(model, ids[:, :n], cache)  # (1, V)
@@ -196,7 +191,10 @@ def generate(
             if greedy:
                 next_id = logits.argmax(dim=-1)  # (1,)
             else:
-                next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]  # (1,)
+                probs = logits.softmax(dim=-1)  # (1, V)
+                if generator is not None and generator.device != probs.device:
+                    probs = probs.cpu()  # a CPU generator (the usual seeded one) samples on the CPU
+                next_id = torch.multinomial(probs, 1, generator=generator)[:, 0].to(ids.device)  # (1,)
             ids[:, n] = next_id
             n += 1
             new.append(int(next_id))
@@ -245,7 +243,7 @@ def beam_search(
     def normalised(score: float, length: int) -> float:
         return score / length**length_penalty
 
-    with _inference(model):
+    with evaluating(model):
         cache = model.make_cache(1) if use_cache else None
         for step in range(max_new_tokens):
             logp = F.log_softmax(_next_logits(model, seqs[:, : P + step], cache).float(), dim=-1)  # (W, V)
@@ -299,12 +297,12 @@ def sequence_log_prob(model: GPT, ids: Sequence[int] | Tensor, start: int = 1) -
     stride = max(1, block // 2)
     x = torch.tensor(ids, dtype=torch.long, device=model.tok_emb.weight.device)  # (L,)
     total = 0.0
-    with _inference(model):
+    with evaluating(model):
         t = start  # next target to score
         while t < L:
             end = min(L, max(block + 1, t + stride))  # score targets t .. end-1
             w0 = max(0, end - 1 - block)  # window of inputs x[w0 : end-1] predicts x[w0+1 : end]
-            logits = model(x[None, w0 : end - 1])[0][0]  # (end-1-w0, V)
+            logits = model(x[None, w0 : end - 1]).logits[0]  # (end-1-w0, V)
             logp = F.log_softmax(logits.float(), dim=-1)[t - w0 - 1 :]  # rows predicting x[t:end]
             total += logp.gather(1, x[t:end, None]).sum().item()
             t = end

@@ -18,6 +18,11 @@ updating W (out × in) itself, keep W frozen and learn two thin matrices:
 
 The course wraps the attention projections (``attn.qkv`` and ``attn.proj``), the matrices the paper
 adapted (W_q and W_v there; we adapt the whole fused q/k/v matrix and the output projection).
+
+This is the teaching version. The library version is Hugging Face `peft` (``LoraConfig`` and
+``get_peft_model``). The course does not install `peft`, so no test compares the two: tests/test_lora.py
+checks this module against the formula above, that a fresh adapter leaves the model unchanged, and that
+merging is exact.
 """
 
 from __future__ import annotations

@@ -12,17 +12,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from roots_course.core.attention import KVCache, MultiHeadAttention
 from roots_course.errors import CheckpointError, ConfigError
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
+
+
+class GPTOutput(NamedTuple):
+    """What ``GPT.forward`` returns, always the same three fields (read them by name)."""
+
+    logits: Tensor  # (B, T, V): a score for every token id at every position
+    loss: Tensor | None  # scalar mean cross-entropy when targets were given, else None
+    attention: list[Tensor] | None  # with return_attention=True: per layer (B, H, T, S), else None
 
 
 @dataclass
@@ -74,6 +81,28 @@ class GPTConfig:
         if missing:
             raise ConfigError(f"GPTConfig is missing required field(s) {missing}")
         return cls(**d).validate()
+
+
+# --- FLOPs: the one place the course counts them (roots_course.society.cost imports these) -------------
+# Per token, for weight matrices holding N numbers used on every token, at context length T:
+#     forward 2·N  +  backward through the inputs 2·N  +  backward into the trained weights 2·N_trained
+#     +  attention 12·L·C·T (Q·Kᵀ and weights·V: 4·C·T per layer forward, times 3 with the backward).
+# Full training (N_trained = N) gives 6·N + 12·L·C·T; LoRA freezes most weights and skips their gradients.
+
+
+def training_flops_per_token(matmul_params: int, trained_params: int, n_layer: int, n_embd: int,
+                             seq_len: int) -> int:
+    """FLOPs per token of one training step, forward and backward (formula above)."""
+    for name, value in (("matmul_params", matmul_params), ("trained_params", trained_params), ("n_layer", n_layer),
+                        ("n_embd", n_embd), ("seq_len", seq_len)):
+        if value < 0:
+            raise ConfigError(f"{name} must be non-negative, got {value}")
+    return 4 * matmul_params + 2 * trained_params + 12 * n_layer * n_embd * seq_len
+
+
+def forward_flops_per_token(matmul_params: int, n_layer: int, n_embd: int, seq_len: int) -> int:
+    """FLOPs per token of a forward pass alone (generation, scoring): 2·N + 4·L·C·T."""
+    return 2 * matmul_params + 4 * n_layer * n_embd * seq_len
 
 
 def sinusoidal_positions(T: int, C: int) -> Tensor:
@@ -169,14 +198,14 @@ class GPT(nn.Module):
         targets: Tensor | None = None,
         cache: KVCache | None = None,
         return_attention: bool = False,
-    ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, list[Tensor]]:
-        """idx (B, T) token ids -> (logits (B, T, V), loss or None).
+    ) -> GPTOutput:
+        """idx (B, T) token ids -> GPTOutput(logits (B, T, V), loss or None, attention or None).
 
         targets (B, T): the next token at every position; loss is the mean cross-entropy over
         positions whose target is not -100 (that value marks positions to ignore).
         cache: while decoding, holds the keys/values of earlier positions; idx then holds only the
         new tokens, and their positions start at cache.length.
-        return_attention=True returns a third item: per layer, the weights (B, H, T, S).
+        return_attention=True fills ``attention``: per layer, the weights (B, H, T, S).
         """
         B, T = idx.shape
         x, maps = self._trunk(idx, cache, return_attention)  # (B, T, C)
@@ -185,9 +214,7 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
-        if return_attention:
-            return logits, loss, maps
-        return logits, loss
+        return GPTOutput(logits, loss, maps if return_attention else None)
 
     def _trunk(self, idx: Tensor, cache: KVCache | None, return_attention: bool) -> tuple[Tensor, list]:
         """Embeddings, positions, every block and the final LayerNorm: idx (B, T) -> (B, T, C)."""
@@ -254,10 +281,14 @@ class GPT(nn.Module):
         """
         c = self.config
         T = c.block_size if seq_len is None else seq_len
-        N = self.num_parameters(non_embedding=True)
-        if c.tie_weights:
-            N += c.vocab_size * c.n_embd
-        return 6 * N + 12 * c.n_layer * c.n_embd * T
+        N = self.matmul_parameters()
+        return training_flops_per_token(N, N, c.n_layer, c.n_embd, T)
+
+    def matmul_parameters(self) -> int:
+        """N of ``flops_per_token``: the non-embedding parameters plus the output head's V·C, tied or not."""
+        c = self.config
+        n = self.num_parameters(non_embedding=True)
+        return n + c.vocab_size * c.n_embd if c.tie_weights else n
 
     # ---- decoding and inspection ---------------------------------------------------------------
 
@@ -274,7 +305,7 @@ class GPT(nn.Module):
         self.eval()  # no dropout on the weights we show
         try:
             with torch.inference_mode():
-                _, _, maps = self(idx, return_attention=True)
+                maps = self(idx, return_attention=True).attention
         finally:
             self.train(was_training)
         return maps

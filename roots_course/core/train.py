@@ -1,11 +1,12 @@
-"""Pretraining: the optimizer, the learning-rate schedule, batches and the loop.
+"""Pretraining: the optimizer, the learning-rate schedule and the loop (batches and the validation loss
+live in ``roots_course.core.batches``, the progress bar and log lines in ``roots_course.core.progress``).
 
 One training step, in the order the loop runs it::
 
     lr = lr_at(step, cfg)                         warmup, then cosine decay to min_lr
     repeat grad_accum times:
         x, y = get_batch(train_tokens, ...)       random windows; y is x shifted by one token
-        loss = model(x, y)                        mean cross-entropy over the window
+        loss = model(x, y).loss                   mean cross-entropy over the window
         (loss / grad_accum).backward()            so the sum of gradients is the mean over the batch
     clip_grad_norm_(params, grad_clip)            one bad batch cannot throw the weights far
     optimizer.step(); zero_grad(set_to_none=True)
@@ -29,23 +30,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from roots_course.core import distributed
-from roots_course.store.artifacts import read_json
-from roots_course.core.checkpoint import (CONFIG_FILE, OPTIMIZER_FILE, STATE_FILE, bytes_to_tensor, has_checkpoint,
-                                     json_safe, load_checkpoint, restore_optimizer, restore_rng_state,
-                                     save_checkpoint, tensor_to_bytes)
+from roots_course.core.batches import checked_tokens, estimate_loss, get_batch
+from roots_course.core.checkpoint import ResumePoint, has_checkpoint, json_safe, resume_training, save_training
 from roots_course.core.device import autocast_context, seed_everything
-from roots_course.errors import CheckpointError, ConfigError, DataError
+from roots_course.core.progress import Meter, TrainLog
+from roots_course.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "sgd", "sgd_momentum")
 
@@ -74,7 +73,7 @@ class TrainConfig:
     log_every: int = 10               # steps between history rows (and log lines)
     compile: bool = False             # torch.compile the training forward (see train()); off: eager
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad field and what it allows; return self."""
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
             _check_int(name, getattr(self, name), minimum=1, what="a positive integer")
@@ -107,7 +106,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Build and validate a config; unknown keys raise ConfigError listing the allowed ones."""
         allowed = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(d) - set(allowed))
@@ -176,84 +175,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-# --- batches and evaluation -----------------------------------------------------------------------
-
-def get_batch(tokens: torch.Tensor, batch_size: int, block_size: int,
-              generator: torch.Generator | None = None,
-              device: torch.device | str = "cpu", *, rank: int = 0,
-              world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random windows of ``block_size + 1`` tokens: inputs x and targets y = x shifted.
-
-    ``tokens`` is one long 1-D integer tensor (any integer dtype; int32 halves the memory).
-    Returns int64 tensors x, y of shape (B, T) on ``device``.
-
-    Data-parallel training: ``world_size × batch_size`` starts are drawn (the global batch, the same
-    draw in every process) and process ``rank`` keeps the slice ``[rank·B, (rank+1)·B)``. With the
-    defaults (1 process) this is the plain draw.
-    """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-    n = tokens.numel()
-    if tokens.dim() != 1:
-        raise DataError(f"tokens must be a 1-D tensor of token ids, got shape {tuple(tokens.shape)}")
-    if n < block_size + 1:
-        raise DataError(f"need at least block_size + 1 = {block_size + 1} tokens to cut a window, got {n}")
-    starts = torch.randint(n - block_size, (batch_size * world_size,), generator=generator)  # (W·B,)
-    starts = starts[rank * batch_size:(rank + 1) * batch_size]                         # (B,) this process's
-    windows = tokens.unfold(0, block_size + 1, 1)         # (n - T, T + 1), a view: nothing is copied
-    if windows.device != starts.device:
-        starts = starts.to(windows.device)
-    x = windows[starts, :-1].long()                       # (B, T)
-    y = windows[starts, 1:].long()                        # (B, T)
-    device = torch.device(device)
-    if device.type == "cuda" and x.device.type == "cpu":
-        # pinned host memory lets the copy run asynchronously while the GPU is still busy
-        x = x.pin_memory().to(device, non_blocking=True)
-        y = y.pin_memory().to(device, non_blocking=True)
-    elif x.device != device:
-        x, y = x.to(device), y.to(device)
-    return x, y
-
-
-def estimate_loss(model: nn.Module, tokens: torch.Tensor, block_size: int, batches: int, batch_size: int,
-                  generator: torch.Generator | None = None, *, seed: int = 0, rank: int = 0,
-                  world_size: int = 1) -> float:
-    """Mean loss over ``batches`` random batches, in eval mode, without building a graph.
-
-    With no ``generator`` the windows come from a fresh one seeded with ``seed``: every call sees the
-    same windows, so validation losses at different steps are comparable (and noise-free relative
-    to each other). The model's train/eval mode is restored afterwards. ``rank``/``world_size``: this
-    process's share of each global batch (see ``get_batch``); ``train`` averages the shares.
-    """
-    device = next(model.parameters()).device
-    if generator is None:
-        generator = torch.Generator().manual_seed(seed)
-    tokens = _as_tokens(tokens, "tokens")
-    share = {"rank": rank, "world_size": world_size} if world_size > 1 else {}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), autocast_context(device):
-            losses = []
-            for _ in range(batches):
-                x, y = get_batch(tokens, batch_size, block_size, generator, device, **share)
-                _, loss = model(x, y)
-                losses.append(loss.float())
-            mean = torch.stack(losses).mean().item()
-    finally:
-        model.train(was_training)
-    return mean
-
-
-def _as_tokens(tokens: Any, name: str) -> torch.Tensor:
-    tokens = torch.as_tensor(tokens)
-    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
-        raise DataError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
-    if tokens.dim() != 1:
-        raise DataError(f"{name} must be a 1-D tensor of token ids, got shape {tuple(tokens.shape)}")
-    return tokens
-
-
 # --- the training loop ----------------------------------------------------------------------------
 
 @dataclass
@@ -313,146 +234,71 @@ def train(model: nn.Module, train_tokens: torch.Tensor, val_tokens: torch.Tensor
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     block_size = model.config.block_size
-    train_tokens = _as_tokens(train_tokens, "train_tokens")
-    val_tokens = None if val_tokens is None else _as_tokens(val_tokens, "val_tokens")
-    for name, toks in (("train_tokens", train_tokens), ("val_tokens", val_tokens)):
-        if toks is not None and toks.numel() < block_size + 1:
-            raise DataError(f"{name} has {toks.numel()} tokens; a window needs block_size + 1 = {block_size + 1}")
+    train_tokens, val_tokens = checked_tokens(train_tokens, val_tokens, block_size)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     end = cfg.steps if stop_at is None else min(int(stop_at), cfg.steps)
     rank, world = distributed.rank(), distributed.world_size()
-    main = rank == 0
     share = {"rank": rank, "world_size": world} if world > 1 else {}     # this process's slice of a batch
-    say = print if main else _silent
+    main = rank == 0
 
     optimizer = make_optimizer(model, cfg, device)
     sampler = torch.Generator().manual_seed(cfg.seed)    # draws the training windows
-    start_step, history, wall_before, resumed = 0, [], 0.0, None
-    if resume:
-        if checkpoint_dir is None:
-            raise ConfigError("resume=True needs a checkpoint_dir to resume from")
-        if has_checkpoint(checkpoint_dir):
-            _, optimizer_state, state = load_checkpoint(checkpoint_dir, device, model)
-            _warn_on_config_change(checkpoint_dir, cfg)
-            restore_optimizer(optimizer, optimizer_state, checkpoint_dir / OPTIMIZER_FILE)
-            start_step, history = int(state["step"]), list(state["history"])
-            wall_before, resumed = float(state.get("wall_s", 0.0)), start_step
-            try:
-                sampler.set_state(bytes_to_tensor(state["batch_sampler"]))
-                restore_rng_state(state["rng"])
-            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-                raise CheckpointError(f"{checkpoint_dir / STATE_FILE}: cannot restore the random number "
-                                      f"generators from it ({exc!r})") from exc
-        else:
-            say(f"no checkpoint in {checkpoint_dir}: training from step 0")
-    if resumed is None:
+    past = (resume_training(checkpoint_dir, model, optimizer, sampler, cfg, device, print if main else None)
+            if resume else ResumePoint())
+    if past.resumed is None:
         seed_everything(cfg.seed)        # dropout's randomness; the model was initialised by the caller
-
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * block_size * world    # all processes together
-    flops_per_token = model.flops_per_token() if hasattr(model, "flops_per_token") else None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
     wrapped = distributed.wrap_model(model, device)         # DDP with several processes, else the model
     step_model = compile_for_training(wrapped) if cfg.compile else wrapped
-    bar = _progress_bar(progress, cfg.steps, start_step) if main else None
-    if bar is None:
-        say(f"training for steps {start_step + 1}..{end} of {cfg.steps} on {device} "
-            f"({cfg.batch_size} x {block_size} tokens x {cfg.grad_accum} per step"
-            f"{f' x {world} processes' if world > 1 else ''}, {cfg.optimizer}"
-            f"{', compiled' if cfg.compile else ''})")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    meter = Meter(cfg.batch_size * cfg.grad_accum * block_size * world, past.wall_s,
+                  getattr(model, "flops_per_token", lambda: None)(), peak_flops, world)
+    log = TrainLog(progress, cfg, past.step, end, device, block_size, world) if main else None
 
     model.train()
     loss_sum = torch.zeros((), device=device)     # summed on the device: no sync until a row is written
     grad_norm = None
-    steps_in_row, data_s, train_s = 0, 0.0, 0.0
-    started = time.perf_counter()
-    row_started = started
-    for step in range(start_step, end):
+    for step in range(past.step, end):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
         for micro in range(cfg.grad_accum):
             t0 = time.perf_counter()
             x, y = get_batch(train_tokens, cfg.batch_size, block_size, sampler, device, **share)  # (B, T) each
-            data_s += time.perf_counter() - t0
+            meter.data_s += time.perf_counter() - t0
             with distributed.no_sync(wrapped, skip=micro < cfg.grad_accum - 1):
                 with autocast_context(device):
-                    _, loss = step_model(x, y)
+                    loss = step_model(x, y).loss
                 (loss / cfg.grad_accum).backward()
             loss_sum += loss.detach()
         if cfg.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        steps_in_row += 1
+        meter.steps_in_row += 1
         done = step + 1
-        if bar is not None:
-            bar.update(1)
+        if log is not None:
+            log.advance()
 
         validate = val_tokens is not None and (done == end or (cfg.eval_every > 0 and done % cfg.eval_every == 0))
         if not (validate or done == end or done % cfg.log_every == 0):
             continue
-        # --- a history row: the only place the loop waits for the device ---
-        train_loss = (distributed.mean_over_ranks(loss_sum) / (steps_in_row * cfg.grad_accum)).item()
-        now = time.perf_counter()
-        train_s += now - row_started
-        tokens_per_s = steps_in_row * tokens_per_step / max(now - row_started, 1e-9)
-        row = {
-            "step": done,
-            "lr": lr,
-            "train_loss": train_loss,
-            "val_loss": None,
-            "grad_norm": None if grad_norm is None else grad_norm.item(),
-            "tokens_per_s": tokens_per_s,
-            "mfu": (flops_per_token * tokens_per_s / (peak_flops * world)      # peak_flops is per device
-                    if peak_flops and flops_per_token is not None else None),
-            "elapsed_s": wall_before + now - started,
-        }
+        row = _history_row(done, lr, loss_sum, grad_norm, cfg, meter)    # the one wait for the device
         if validate:
-            val_loss = estimate_loss(model, val_tokens, block_size, cfg.eval_batches, cfg.batch_size,
-                                     seed=cfg.seed, rank=rank, world_size=world)
-            row["val_loss"] = val_loss if world == 1 else \
-                distributed.mean_over_ranks(torch.tensor(val_loss, device=device, dtype=torch.float64)).item()
-        history.append(row)
-        if bar is not None:
-            bar.set_postfix_str(_format_row(row, cfg.steps, short=True), refresh=False)
-            if validate:
-                bar.write(_format_row(row, cfg.steps))
-        else:
-            say(_format_row(row, cfg.steps))
+            row["val_loss"] = _validation_loss(model, val_tokens, cfg, device)
+        past.history.append(row)
+        if log is not None:
+            log.row(row, validate)
         if main and checkpoint_dir is not None and (validate or done == end):
-            save_checkpoint(checkpoint_dir, model, optimizer, {
-                **(checkpoint_state or {}),
-                "step": done,
-                "history": history,
-                "wall_s": wall_before + time.perf_counter() - started,
-                "tokens_seen": done * tokens_per_step,
-                "batch_sampler": tensor_to_bytes(sampler.get_state()),
-            }, train_config=cfg)
+            save_training(checkpoint_dir, model, optimizer, sampler, cfg, past.history, meter.wall(),
+                          meter.tokens_per_step, checkpoint_state)
         if main and callback is not None:
-            with torch.random.fork_rng(devices=_rng_devices(device)):
-                callback(done, row)
-            model.train()
+            _call_back(callback, done, row, model, device)
         loss_sum.zero_()
-        steps_in_row = 0
-        row_started = time.perf_counter()
-    if bar is not None:
-        bar.close()
+        meter.start_row()
+    if log is not None:
+        log.close()
     distributed.barrier()       # every process returns after rank 0 has written the last checkpoint
-
-    done = max(end, start_step)
-    last_val = next((r["val_loss"] for r in reversed(history) if r["val_loss"] is not None), None)
-    return TrainResult(
-        history=history,
-        final_train_loss=history[-1]["train_loss"] if history else None,
-        final_val_loss=last_val,
-        steps=done,
-        tokens_seen=done * tokens_per_step,
-        wall_s=wall_before + time.perf_counter() - started,
-        tokens_per_s=(done - start_step) * tokens_per_step / train_s if train_s > 0 else 0.0,
-        data_fraction=data_s / train_s if train_s > 0 else 0.0,
-        checkpoint=str(checkpoint_dir) if checkpoint_dir is not None and has_checkpoint(checkpoint_dir) else None,
-        resumed_from_step=resumed,
-    )
+    return _result(past, max(end, past.step), meter, checkpoint_dir)
 
 
 def compile_for_training(model: nn.Module) -> nn.Module:
@@ -465,8 +311,49 @@ def compile_for_training(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=False)
 
 
-def _silent(*args: Any, **kwargs: Any) -> None:
-    """The log of processes other than rank 0."""
+# --- the loop's helpers (resuming and saving: core/checkpoint.py; logs and clocks: core/progress.py) ----
+
+def _history_row(done: int, lr: float, loss_sum: torch.Tensor, grad_norm: torch.Tensor | None,
+                 cfg: TrainConfig, meter: Meter) -> dict[str, Any]:
+    """One row of the history; reading the loss (``.item()``) is where the loop waits for the device."""
+    losses = meter.steps_in_row * cfg.grad_accum
+    train_loss = (distributed.mean_over_ranks(loss_sum) / losses).item()
+    return {"step": done, "lr": lr, "train_loss": train_loss, "val_loss": None,
+            "grad_norm": None if grad_norm is None else grad_norm.item(), **meter.end_row()}
+
+
+def _validation_loss(model: nn.Module, val_tokens: torch.Tensor, cfg: TrainConfig, device: torch.device) -> float:
+    """``estimate_loss`` on this process's share of the validation batches, averaged over processes."""
+    rank, world = distributed.rank(), distributed.world_size()
+    loss = estimate_loss(model, val_tokens, model.config.block_size, cfg.eval_batches, cfg.batch_size,
+                         seed=cfg.seed, rank=rank, world_size=world)
+    if world == 1:
+        return loss
+    return distributed.mean_over_ranks(torch.tensor(loss, device=device, dtype=torch.float64)).item()
+
+
+def _call_back(callback: Callback, done: int, row: dict[str, Any], model: nn.Module, device: torch.device) -> None:
+    """Run the caller's callback with the random number generators saved and restored around it."""
+    with torch.random.fork_rng(devices=_rng_devices(device)):
+        callback(done, row)
+    model.train()
+
+
+def _result(past: ResumePoint, done: int, meter: Meter, checkpoint_dir: Path | None) -> TrainResult:
+    history = past.history
+    last_val = next((r["val_loss"] for r in reversed(history) if r["val_loss"] is not None), None)
+    return TrainResult(
+        history=history,
+        final_train_loss=history[-1]["train_loss"] if history else None,
+        final_val_loss=last_val,
+        steps=done,
+        tokens_seen=done * meter.tokens_per_step,
+        wall_s=meter.wall(),
+        tokens_per_s=meter.steps_trained * meter.tokens_per_step / meter.train_s if meter.train_s > 0 else 0.0,
+        data_fraction=meter.data_s / meter.train_s if meter.train_s > 0 else 0.0,
+        checkpoint=str(checkpoint_dir) if checkpoint_dir is not None and has_checkpoint(checkpoint_dir) else None,
+        resumed_from_step=past.resumed,
+    )
 
 
 def _rng_devices(device: torch.device) -> list[int]:
@@ -474,43 +361,3 @@ def _rng_devices(device: torch.device) -> list[int]:
         if device.type == "cuda" else []
 
 
-def _format_row(row: dict[str, Any], total: int, short: bool = False) -> str:
-    parts = [f"train {row['train_loss']:.4f}"]
-    if row["val_loss"] is not None:
-        parts.append(f"val {row['val_loss']:.4f}")
-    if short:
-        return " | ".join(parts)
-    parts = [f"step {row['step']:>{len(str(total))}}/{total}", f"lr {row['lr']:.2e}", *parts,
-             f"{row['tokens_per_s']:,.0f} tok/s"]
-    if row["mfu"] is not None:
-        parts.append(f"mfu {100 * row['mfu']:.1f}%")
-    parts.append(f"{row['elapsed_s']:.1f} s")
-    return " | ".join(parts)
-
-
-def quiet_environment() -> bool:
-    """True under CI and the pipeline (which sets PAPERMILL=1) or when ROOTS_QUIET is set:
-    progress bars then give way to one log line every few steps."""
-    return any(os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no")
-               for var in ("CI", "PAPERMILL", "ROOTS_QUIET"))
-
-
-def _progress_bar(progress: bool | None, total: int, initial: int):
-    """A tqdm bar when asked for (or, with None, when interactive); None means line logs."""
-    if progress is None:
-        progress = not quiet_environment() and ("ipykernel" in sys.modules or sys.stderr.isatty())
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-
-def _warn_on_config_change(checkpoint_dir: Path, cfg: TrainConfig) -> None:
-    saved = read_json(checkpoint_dir / CONFIG_FILE).get("train")
-    if isinstance(saved, dict):
-        defaults = TrainConfig().to_dict()        # a key the checkpoint predates had its default value
-        changed = sorted(k for k, v in cfg.to_dict().items() if saved.get(k, defaults[k]) != v)
-        if changed:
-            warnings.warn(f"resuming {checkpoint_dir} with a different training configuration: "
-                          f"{', '.join(f'{k} ({saved.get(k, defaults[k])!r} -> {getattr(cfg, k)!r})' for k in changed)}",
-                          stacklevel=3)

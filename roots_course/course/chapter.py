@@ -25,8 +25,9 @@ from roots_course.store.artifacts import shown
 from roots_course.course.config import Profile, load_profile
 from roots_course.core.device import describe, pick_device, seed_everything, set_threads
 from roots_course.errors import ConfigError
+from roots_course.course.plots import use_course_style
 from roots_course.course.pretraining import Run
-from roots_course.core.train import quiet_environment
+from roots_course.core.progress import quiet_environment
 
 
 @dataclass
@@ -94,7 +95,6 @@ def setup_chapter(profile: str | None = None, device: str | None = None, seed: i
     set_threads(loaded.threads)
     torch_device = pick_device(loaded.device)
     generator = seed_everything(loaded.seed)
-    from roots_course.course.plots import use_course_style
     use_course_style()
     chapter = Chapter(loaded, Run.for_profile(loaded), torch_device, loaded.seed, generator)
     chapter.say(f"profile {loaded.name!r} on {describe(torch_device)}, seed {loaded.seed}, "

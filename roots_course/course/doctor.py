@@ -1,5 +1,9 @@
 """``python -m roots_course doctor``: what is wrong with this setup, in one look.
 
+Every dependency is reported with its version and its group of pyproject.toml: the course itself (the
+default install) or an extra (``lab``: JupyterLab; ``test``: the test suite). A missing piece names the
+command that installs its group. A CUDA build of torch on a machine without a GPU is reported too.
+
 Each check prints OK, WARN or FAIL with the value it saw and, when something is off, what to do.
 The exit code is 1 when any check fails, so scripts and CI can use it too.
 """
@@ -7,17 +11,22 @@ The exit code is 1 when any check fails, so scripts and CI can use it too.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-REQUIRED = {
-    # distribution name: (import name, version prefix or None)
+# distribution name: (import name, version prefix the course expects, or None)
+PACKAGES = {
     "torch": ("torch", "2.13"),
     "numpy": ("numpy", None),
+    "pandas": ("pandas", None),
     "pyyaml": ("yaml", None),
+    "regex": ("regex", None),
+    "pydantic": ("pydantic", "2."),
+    "filelock": ("filelock", None),
     "safetensors": ("safetensors", None),
     "tokenizers": ("tokenizers", "0.23"),
     "transformers": ("transformers", "5."),
@@ -25,13 +34,28 @@ REQUIRED = {
     "matplotlib": ("matplotlib", None),
     "tqdm": ("tqdm", None),
     "jupyter-book": ("jupyter_book", "1."),
+    "django-static-mathjax": ("mathjax", None),
     "papermill": ("papermill", None),
-    "prefect": ("prefect", "3."),
-    "nbval": ("nbval", None),
     "ipykernel": ("ipykernel", None),
+    "prefect": ("prefect", "3."),
     "jupyterlab": ("jupyterlab", None),
     "pytest": ("pytest", None),
+    "nbval": ("nbval", None),
+    "selenium": ("selenium", None),
+    "websocket-client": ("websocket", None),
 }
+# The groups of pyproject.toml (a test keeps them equal): what to install when a piece is missing,
+# and how bad its absence is (the course itself cannot run without its group; the extras are optional).
+GROUPS = {
+    "course": ("pip install -e .", "FAIL", [
+        "torch", "numpy", "pandas", "pyyaml", "regex", "pydantic", "filelock", "safetensors", "tokenizers",
+        "transformers", "datasets", "matplotlib", "tqdm", "jupyter-book", "django-static-mathjax", "papermill",
+        "ipykernel", "prefect"]),
+    "lab": ("pip install -e '.[lab]'", "WARN", ["jupyterlab"]),
+    "test": ("pip install -e '.[test]'", "WARN", ["pytest", "nbval", "jupyterlab", "selenium", "websocket-client"]),
+}
+BROWSER = ("chromium", "chromedriver")   # Debian's, for tests/test_book_site.py
+CPU_TORCH = 'pip install --force-reinstall "torch==2.13.*" --index-url https://download.pytorch.org/whl/cpu'
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
@@ -42,6 +66,39 @@ class Check:
     detail: str
 
 
+def package_checks() -> list[Check]:
+    """One check per dependency (its version), then one per group saying what to install for what is missing."""
+    checks: list[Check] = []
+    seen: dict[str, bool] = {}
+    for group, (install, severity, dists) in GROUPS.items():
+        for dist in dists:
+            if dist not in seen:
+                check, seen[dist] = _package_check(dist, group, install, severity)
+                checks.append(check)
+        missing = [d for d in dists if not seen[d]]
+        what = {"course": "the course", "lab": "JupyterLab", "test": "the tests"}[group]
+        checks.append(Check(f"[{group}]", "OK" if not missing else severity,
+                            f"{len(dists) - len(missing)} of {len(dists)} packages for {what}" +
+                            (f"; missing {', '.join(missing)}: {install}" if missing else "")))
+    return checks
+
+
+def _package_check(dist: str, group: str, install: str, severity: str) -> tuple[Check, bool]:
+    """The check of one package, and whether it is installed."""
+    module, prefix = PACKAGES[dist]
+    try:
+        found = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return Check(dist, severity, f"not installed [{group}]: {install} in the project folder"), False
+    try:
+        __import__(module)
+    except Exception as exc:  # noqa: BLE001  (an installed package that fails to import is the worst case)
+        return Check(dist, "FAIL", f"{found} installed but `import {module}` fails: {exc}"), True
+    ok = prefix is None or found.startswith(prefix)
+    detail = f"{found} [{group}]" + ("" if ok else f" (the course expects {prefix}*)")
+    return Check(dist, "OK" if ok else "WARN", detail), True
+
+
 def run_checks() -> list[Check]:
     checks: list[Check] = []
     add = checks.append
@@ -50,19 +107,12 @@ def run_checks() -> list[Check]:
     add(Check("python", "OK" if sys.version_info[:2] == (3, 11) else "WARN",
               f"{version}" + ("" if sys.version_info[:2] == (3, 11) else " (the course is tested on 3.11)")))
 
-    for dist, (module, prefix) in REQUIRED.items():
-        try:
-            found = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            add(Check(dist, "FAIL", "not installed: run `pip install -e .` in the project folder"))
-            continue
-        try:
-            __import__(module)
-        except Exception as exc:  # an installed package that fails to import is the worst case
-            add(Check(dist, "FAIL", f"{found} installed but `import {module}` fails: {exc}"))
-            continue
-        ok = prefix is None or found.startswith(prefix)
-        add(Check(dist, "OK" if ok else "WARN", found + ("" if ok else f" (the course expects {prefix}*)")))
+    checks.extend(package_checks())
+    missing = [name for name in BROWSER if shutil.which(name) is None]
+    add(Check("browser", "WARN" if missing else "OK",
+              f"{' and '.join(missing)} not found: tests/test_book_site.py will skip (Debian: apt-get install "
+              "chromium chromium-driver)" if missing else f"chromium and chromedriver at {shutil.which('chromium')}"
+              f", {shutil.which('chromedriver')} (for the site test)"))
 
     try:
         import torch
@@ -71,6 +121,9 @@ def run_checks() -> list[Check]:
         device = pick_device("auto")
         cuda_build = torch.version.cuda or "none"
         add(Check("device", "OK", f"{describe(device)}; torch CUDA build: {cuda_build}"))
+        if torch.version.cuda and not torch.cuda.is_available():
+            add(Check("torch build", "WARN", f"a CUDA {torch.version.cuda} build of torch on a machine with no "
+                      f"usable GPU: gigabytes of GPU libraries for nothing. The small CPU build: {CPU_TORCH}"))
         x = torch.randn(64, 64, device=device)
         torch.testing.assert_close((x @ torch.eye(64, device=device)).cpu(), x.cpu())
         add(Check("tensor math", "OK", f"a matmul on {device.type} gives the right answer"))
@@ -96,7 +149,7 @@ def run_checks() -> list[Check]:
         add(Check("profiles", "FAIL", str(exc)))
 
     try:
-        import pydoc_data.topics as topics
+        from pydoc_data import topics
         add(Check("default corpus", "OK", f"pydoc_data.topics has {len(topics.topics)} help topics"))
     except Exception as exc:
         add(Check("default corpus", "FAIL", f"pydoc_data is missing from this Python: {exc}"))

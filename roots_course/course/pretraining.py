@@ -29,12 +29,14 @@ from roots_course.store import artifacts, integrity
 from roots_course.core import distributed
 from roots_course.store.artifacts import ArtifactPaths
 from roots_course.course.config import Profile
-from roots_course.core.data import corpus_text, load_corpus, quiet_datasets, text_file_corpus
+from roots_course.core.corpus_split import quiet_datasets
+from roots_course.core.data import corpus_text, load_corpus, text_file_corpus
 from roots_course.core.device import configure_backends, describe, pick_device, seed_everything, set_threads
 from roots_course.errors import CheckpointError, DataError
 from roots_course.core.generate import generate
 from roots_course.core.model import GPT, GPTConfig
-from roots_course.core.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
+from roots_course.core.tokenizer import Tokenizer
+from roots_course.core.tokenizer_kinds import load_tokenizer, train_tokenizer
 from roots_course.core.checkpoint import CONFIG_FILE, STATE_FILE, has_checkpoint, load_checkpoint
 from roots_course.core.train import TrainConfig, TrainResult, train
 
@@ -66,7 +68,7 @@ class Run:
     def corpus_spec(self) -> dict[str, Any]:
         if self.text_file is not None:
             return {"kind": "text", "path": str(self.text_file),
-                    "sha256": artifacts.sha256_file(self.text_file) if self.text_file.is_file() else None}
+                    "sha256": integrity.sha256_file(self.text_file) if self.text_file.is_file() else None}
         return dataclasses.asdict(self.profile.corpus)
 
 
@@ -125,8 +127,11 @@ def prepare_tokenizer(run: Run, corpus: DatasetDict, say: Say = print) -> Tokeni
     if path.is_file() and _fresh(spec_file, spec):
         return load_tokenizer(path)
     settings = run.profile.tokenizer
-    say(f"training a {settings.kind} tokenizer (vocabulary {settings.vocab_size}) into {path}")
+    size = "one id per character of the text" if settings.kind == "char" else f"vocabulary {settings.vocab_size}"
+    say(f"training a {settings.kind} tokenizer ({size}) into {path}")
     tokenizer = train_tokenizer(settings.kind, corpus_text(corpus["train"]), settings.vocab_size)
+    if settings.kind == "char":
+        say(f"  {tokenizer.vocab_size} ids: {tokenizer.vocab_size - 1} characters and <unk>")
     tokenizer.save(path)
     artifacts.atomic_write_json(spec_file, spec)
     return tokenizer
@@ -135,7 +140,7 @@ def prepare_tokenizer(run: Run, corpus: DatasetDict, say: Say = print) -> Tokeni
 def prepare_tokens(run: Run, corpus: DatasetDict, tokenizer: Tokenizer,
                    say: Say = print) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids of the train and validation splits, each one long 1-D int64 tensor."""
-    spec = {"tokenizer_sha256": artifacts.sha256_file(run.paths.tokenizer), "corpus": run.corpus_spec()}
+    spec = {"tokenizer_sha256": integrity.sha256_file(run.paths.tokenizer), "corpus": run.corpus_spec()}
     path = run.paths.tokens / TOKENS_FILE
     if _fresh(run.paths.tokens / "spec.json", spec):
         saved = artifacts.load_tensors(path)
@@ -190,7 +195,7 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     model_config = profile.model_config(tokenizer.vocab_size)
     model = GPT(model_config).to(torch_device)
     checkpoint_dir = run.paths.checkpoint(checkpoint_name)
-    data_sha256 = artifacts.read_tensors_metadata(run.paths.tokens / TOKENS_FILE).get(artifacts.DIGEST_KEY)
+    data_sha256 = integrity.sha256_file(run.paths.tokens / TOKENS_FILE)
     resuming = False
     if resume:
         resuming, why = interrupted_run(checkpoint_dir, train_config, model_config, data_sha256)

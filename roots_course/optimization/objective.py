@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from roots_course.errors import ConfigError, DataError
+from roots_course.core.modes import evaluating
 
 LN2 = math.log(2)
 
@@ -79,15 +80,10 @@ def dataset_loss(model: torch.nn.Module, ids: Tensor, batch_size: int = 32, max_
     device = next(model.parameters()).device
     x_all = ids[: n_windows * block].view(n_windows, block)                 # (W, T)
     y_all = ids[1: n_windows * block + 1].view(n_windows, block)            # (W, T)
-    was_training = model.training
-    model.eval()
     total = 0.0
-    try:
-        with torch.inference_mode():
-            for i in range(0, n_windows, batch_size):
-                x, y = x_all[i: i + batch_size].to(device), y_all[i: i + batch_size].to(device)
-                logits, _ = model(x)                                          # (B, T, V)
-                total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for i in range(0, n_windows, batch_size):
+            x, y = x_all[i: i + batch_size].to(device), y_all[i: i + batch_size].to(device)
+            logits = model(x).logits                                        # (B, T, V)
+            total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
     return total / (n_windows * block)

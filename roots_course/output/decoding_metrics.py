@@ -30,6 +30,7 @@ from torch import Tensor
 from roots_course.errors import ConfigError
 from roots_course.core.generate import sequence_log_prob
 from roots_course.core.model import GPT
+from roots_course.core.modes import evaluating
 
 LN2 = math.log(2.0)
 
@@ -92,13 +93,8 @@ def next_token_logits(model: GPT, ids: Sequence[int] | Tensor, n_positions: int)
     windows = x[: n_windows * block + 1]
     inputs = windows[:-1].view(n_windows, block)  # (W, block)
     targets = windows[1:].view(n_windows, block)  # (W, block)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            logits = model(inputs.to(model.tok_emb.weight.device))[0].float().cpu()  # (W, block, V)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        logits = model(inputs.to(model.tok_emb.weight.device)).logits.float().cpu()  # (W, block, V)
     return logits.reshape(-1, logits.size(-1))[:n_positions], targets.reshape(-1)[:n_positions]
 
 
@@ -249,12 +245,8 @@ def token_log_probs(model: GPT, ids: Sequence[int] | Tensor, batch_size: int = 3
         windows.append((max(0, end - 1 - block), t, end))
         t = end
     out = torch.empty(L - 1)
-    was_training = model.training
-    model.eval()  # no dropout while scoring
-    try:
+    with evaluating(model):
         _score_windows(model, x, windows, batch_size, out)
-    finally:
-        model.train(was_training)
     return out
 
 
@@ -268,7 +260,7 @@ def _score_windows(model: GPT, x: Tensor, windows: list[tuple[int, int, int]], b
         inputs = torch.zeros(len(chunk), width, dtype=torch.long)  # (b, width)
         for row, (w0, _, end) in enumerate(chunk):
             inputs[row, : end - 1 - w0] = x[w0 : end - 1]  # padding goes on the right: causal, never seen
-        logp = F.log_softmax(model(inputs.to(device))[0].float(), dim=-1).cpu()  # (b, width, V)
+        logp = F.log_softmax(model(inputs.to(device)).logits.float(), dim=-1).cpu()  # (b, width, V)
         for row, (w0, t0, end) in enumerate(chunk):
             rows = logp[row, t0 - w0 - 1 : end - 1 - w0]  # the positions predicting x[t0:end]
             out[t0 - 1 : end - 1] = rows.gather(1, x[t0:end, None])[:, 0]

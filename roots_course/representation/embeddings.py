@@ -26,6 +26,8 @@ from roots_course.core.checkpoint import has_checkpoint, load_checkpoint
 from roots_course.errors import CheckpointError, DataError
 from roots_course.core.model import GPT
 from roots_course.core.tokenizer import Tokenizer
+from roots_course.course.pretraining import prepare_data, pretrain
+from roots_course.representation.token_stats import readable
 
 Say = Callable[[str], None]
 DEMO_CHECKPOINT = "representation_demo"
@@ -167,8 +169,6 @@ def model_to_inspect(run, demo_steps: int, device: torch.device | str = "cpu", s
 
     A demo checkpoint left by an earlier run with the same settings is reused.
     """
-    from roots_course.course.pretraining import prepare_data, pretrain
-
     tokenizer, _, _ = prepare_data(run, say)
     expected = run.profile.model_config(tokenizer.vocab_size).to_dict()
     pretrained = run.paths.checkpoint("pretrained")
@@ -207,6 +207,4 @@ def _saved_steps(directory: Path) -> int | None:
 
 def token_label(tokenizer: Tokenizer, token_id: int) -> str:
     """A short readable label for a token (see token_stats.readable)."""
-    from roots_course.representation.token_stats import readable
-
     return readable(tokenizer.token_bytes(token_id))

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from roots_course.core.attention import MultiHeadAttention
 from roots_course.core.model import GPT, POSITIONS, GPTConfig
+from roots_course.core.modes import evaluating
 
 
 @contextmanager
@@ -48,14 +49,9 @@ def permutation_gap(model: GPT, ids: Tensor, perm: Tensor, causal: bool = True) 
     ids (B, T); perm (T,) a permutation of positions. 0 (up to rounding) means the model is blind to
     the order of its input: shuffling the tokens only shuffles its outputs.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), causal_attention(model, causal):
-            logits, _ = model(ids)  # (B, T, V)
-            shuffled, _ = model(ids[:, perm])  # (B, T, V)
-    finally:
-        model.train(was_training)
+    with evaluating(model), causal_attention(model, causal):
+        logits = model(ids).logits  # (B, T, V)
+        shuffled = model(ids[:, perm]).logits  # (B, T, V)
     return float((shuffled - logits[:, perm]).abs().max() / logits.abs().max())
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from roots_course.errors import DataError
-from roots_course.core.tokenizer import Tokenizer, train_tokenizer
+from roots_course.core.tokenizer import Tokenizer
+from roots_course.core.tokenizer_kinds import train_tokenizer
 
 # A "word" for the word-level comparison: a run of letters/digits/underscore, or one other
 # visible character (punctuation is a word of its own). Whitespace is dropped.

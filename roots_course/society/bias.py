@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from roots_course.errors import ConfigError
 from roots_course.core.tokenizer import Tokenizer
+from roots_course.core.modes import evaluating
 
 # Pronoun groups: every form of one pronoun counts for its group. "us" is left out of "we" (it is
 # also the country code in "US-ASCII"), and "I" is left out (a loop variable "i" would count).
@@ -127,20 +128,17 @@ def keyword_in_context(text: str, word: str, width: int = 50, limit: int = 10) -
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.inference_mode()
 def continuation_logprobs(model, tokenizer: Tokenizer, prefix: str, continuations: Sequence[str]) -> list[float]:
     """log P(continuation | prefix) in nats for each continuation: the sum over its tokens.
 
     Prefix and continuation are tokenized separately and joined, so every candidate is scored after
     exactly the same prefix tokens (each continuation should start with a space, a natural boundary).
     """
-    was_training = model.training
-    model.eval()
     device = model.tok_emb.weight.device
     block = model.config.block_size
     head = tokenizer.encode(prefix)
     out = []
-    try:
+    with evaluating(model):
         for text in continuations:
             tail = tokenizer.encode(text)
             if not head or not tail:
@@ -148,27 +146,20 @@ def continuation_logprobs(model, tokenizer: Tokenizer, prefix: str, continuation
             ids = (head + tail)[-(block + 1):]
             n_tail = min(len(tail), len(ids) - 1)
             x = torch.tensor(ids, device=device)
-            logp = F.log_softmax(model(x[None, :-1])[0][0].float(), dim=-1)  # (len - 1, V)
+            logp = F.log_softmax(model(x[None, :-1]).logits[0].float(), dim=-1)  # (len - 1, V)
             targets = x[-n_tail:]
             out.append(float(logp[-n_tail:].gather(1, targets[:, None]).sum()))
-    finally:
-        model.train(was_training)
     return out
 
 
-@torch.inference_mode()
 def next_token_probs(model, tokenizer: Tokenizer, prefix: str, candidates: Sequence[str]) -> list[float]:
     """The probability of the *first token* of each candidate right after ``prefix``: what a probe of
     "next-token probabilities" reads. Candidates whose first tokens coincide get the same number."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         ids = tokenizer.encode(prefix)[-model.config.block_size:]
         x = torch.tensor([ids], device=model.tok_emb.weight.device)
-        probs = model(x)[0][0, -1].float().softmax(dim=-1)  # (V,)
+        probs = model(x).logits[0, -1].float().softmax(dim=-1)  # (V,)
         return [float(probs[tokenizer.encode(c)[0]]) for c in candidates]
-    finally:
-        model.train(was_training)
 
 
 def probe(model, tokenizer: Tokenizer, templates: Sequence[str], targets: Mapping[str, str],

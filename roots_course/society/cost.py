@@ -32,22 +32,7 @@ import torch
 
 from roots_course.store.artifacts import ArtifactPaths
 from roots_course.errors import ConfigError
-from roots_course.core.model import GPT, GPTConfig
-
-
-def training_flops_per_token(matmul_params: int, trained_params: int, n_layer: int, n_embd: int,
-                             seq_len: int) -> int:
-    """FLOPs per token of one training step (table in the module docstring)."""
-    for name, value in (("matmul_params", matmul_params), ("trained_params", trained_params), ("n_layer", n_layer),
-                        ("n_embd", n_embd), ("seq_len", seq_len)):
-        if value < 0:
-            raise ConfigError(f"{name} must be non-negative, got {value}")
-    return 4 * matmul_params + 2 * trained_params + 12 * n_layer * n_embd * seq_len
-
-
-def forward_flops_per_token(matmul_params: int, n_layer: int, n_embd: int, seq_len: int) -> int:
-    """FLOPs per token of a forward pass alone (generation, scoring): 2·N + 4·L·C·T."""
-    return 2 * matmul_params + 4 * n_layer * n_embd * seq_len
+from roots_course.core.model import GPT, GPTConfig, forward_flops_per_token, training_flops_per_token
 
 
 def matmul_params(config: GPTConfig | Mapping[str, Any]) -> int:
@@ -55,11 +40,7 @@ def matmul_params(config: GPTConfig | Mapping[str, Any]) -> int:
     ``GPT.flops_per_token``. Built on torch's meta device: no memory is allocated, nothing is drawn."""
     config = config if isinstance(config, GPTConfig) else GPTConfig.from_dict(dict(config))
     with torch.device("meta"):
-        model = GPT(config)
-    n = model.num_parameters(non_embedding=True)
-    if config.tie_weights:
-        n += config.vocab_size * config.n_embd
-    return n
+        return GPT(config).matmul_parameters()
 
 
 def total_parameters(config: GPTConfig | Mapping[str, Any]) -> int:

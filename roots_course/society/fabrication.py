@@ -29,6 +29,7 @@ import torch
 from roots_course.errors import ConfigError
 from roots_course.society.memorization import continue_batch
 from roots_course.core.tokenizer import Tokenizer
+from roots_course.core.modes import evaluating
 
 # Standard-library modules that import quickly and without side effects. Only these are imported.
 SAFE_MODULES: tuple[str, ...] = (
@@ -93,12 +94,8 @@ def greedy_by_length(model, tokenizer: Tokenizer, prompts: Sequence[str], steps:
         batch = torch.tensor([encoded[i] for i in rows])  # (b, length)
         head_ids = head_probs = None
         if first_allowed is not None:
-            was_training = model.training
-            model.eval()
-            try:
-                probs = model(batch.to(device))[0][:, -1].float().softmax(dim=-1).cpu()  # (b, V)
-            finally:
-                model.train(was_training)
+            with evaluating(model):
+                probs = model(batch.to(device)).logits[:, -1].float().softmax(dim=-1).cpu()  # (b, V)
             head_ids = probs.masked_fill(~first_allowed, -1.0).argmax(dim=-1)  # (b,)
             head_probs = probs.gather(1, head_ids[:, None])  # (b, 1)
             batch = torch.cat([batch, head_ids[:, None]], dim=1)

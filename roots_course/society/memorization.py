@@ -32,6 +32,7 @@ from torch import Tensor
 
 from roots_course.errors import ConfigError
 from roots_course.core.generate import process_logits
+from roots_course.core.modes import evaluating
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit constant: multiplication by it is invertible mod 2**64
 
@@ -159,7 +160,6 @@ def sample_windows(tokens: Tensor, length: int, count: int, generator: torch.Gen
     return tokens[starts[:, None] + torch.arange(length)]  # (count, length)
 
 
-@torch.inference_mode()
 def continue_batch(model, prompts: Tensor, steps: int, *, greedy: bool = True, temperature: float = 1.0,
                    top_k: int | None = None, generator: torch.Generator | None = None,
                    batch_size: int = 128) -> tuple[Tensor, Tensor]:
@@ -174,15 +174,13 @@ def continue_batch(model, prompts: Tensor, steps: int, *, greedy: bool = True, t
     B, P = prompts.shape
     if P + steps > model.config.block_size:
         raise ConfigError(f"prompt {P} + {steps} new tokens exceed the window of {model.config.block_size} tokens")
-    was_training = model.training
-    model.eval()
     device = model.tok_emb.weight.device
     out_tokens, out_probs = [], []
-    try:
+    with evaluating(model):
         for start in range(0, B, batch_size):
             chunk = prompts[start : start + batch_size].to(device)  # (b, P)
             cache = model.make_cache(chunk.size(0), max_len=P + steps)
-            logits = model(chunk, cache=cache)[0][:, -1].float()  # (b, V)
+            logits = model(chunk, cache=cache).logits[:, -1].float()  # (b, V)
             tokens, probs = [], []
             for step in range(steps):
                 p = logits.softmax(dim=-1)  # (b, V)
@@ -194,33 +192,26 @@ def continue_batch(model, prompts: Tensor, steps: int, *, greedy: bool = True, t
                 tokens.append(token)
                 probs.append(p.gather(1, token[:, None])[:, 0])
                 if step + 1 < steps:
-                    logits = model(token[:, None], cache=cache)[0][:, -1].float()
+                    logits = model(token[:, None], cache=cache).logits[:, -1].float()
             out_tokens.append(torch.stack(tokens, dim=1).cpu())  # (b, steps)
             out_probs.append(torch.stack(probs, dim=1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out_tokens), torch.cat(out_probs)
 
 
-@torch.inference_mode()
 def window_losses(model, windows: Tensor, batch_size: int = 64) -> Tensor:
     """Mean next-token loss (nats) of each window (N, T + 1): inputs are the first T tokens, targets
     the last T. Returns (N,) float64. Windows longer than block_size + 1 are refused."""
     N, L = windows.shape
     if L - 1 > model.config.block_size:
         raise ConfigError(f"windows of {L} tokens do not fit a window of {model.config.block_size} + 1")
-    was_training = model.training
-    model.eval()
     device = model.tok_emb.weight.device
     out = torch.zeros(N, dtype=torch.float64)
-    try:
+    with evaluating(model):
         for start in range(0, N, batch_size):
             chunk = windows[start : start + batch_size].to(device)  # (b, T + 1)
-            logits = model(chunk[:, :-1])[0].float()  # (b, T, V)
+            logits = model(chunk[:, :-1]).logits.float()  # (b, T, V)
             nll = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")  # (b, T)
             out[start : start + chunk.size(0)] = nll.mean(dim=1).double().cpu()
-    finally:
-        model.train(was_training)
     return out
 
 

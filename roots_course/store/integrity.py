@@ -17,18 +17,24 @@ profile's folder, its SHA-256, size and modification time::
 The pipeline's own outputs (``executed/``), the manifest itself and hidden files (temporary files,
 lock files, half-written ``.name.new`` folders) are not artifacts. Folders without a manifest (a
 scratch folder, a test's temporary directory) are not checked.
+
+This is the course's only integrity layer. It covers every kind of artifact (JSON, tokenizer, corpus,
+safetensors) and can list every damaged file at once (``python -m roots_course verify --dir DIR``),
+which a digest inside each safetensors header (the earlier second layer) could do for weights only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 from roots_course.errors import CheckpointError
+from roots_course.store import atomic
 from roots_course.store.locking import FileLock
 
 MANIFEST_NAME = "manifest.json"
@@ -38,6 +44,13 @@ NOT_ARTIFACTS = ("executed",)      # executed notebooks and run records: rewritt
 SEARCH_DEPTH = 4                   # <profile>/checkpoints/<name>/<file>: the manifest is at most 4 folders up
 LOCK_TIMEOUT_S = 300.0
 
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def rebuild_hint(path: str | os.PathLike) -> str:
@@ -83,8 +96,6 @@ def _checksums(profile_dir: Path) -> dict[str, Any] | None:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    from roots_course.store.artifacts import sha256_file
-
     st = path.stat()
     return {"sha256": sha256_file(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -96,11 +107,14 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def _write_checksums(profile_dir: Path, section: dict[str, Any]) -> None:
-    from roots_course.store.artifacts import atomic_write_json, read_json
-
-    manifest = read_json(profile_dir / MANIFEST_NAME) if (profile_dir / MANIFEST_NAME).is_file() else {}
+    path = profile_dir / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON, the file is truncated or altered ({exc}). "
+                              f"{rebuild_hint(path)}") from exc
     manifest[SECTION] = dict(sorted(section.items()))
-    atomic_write_json(profile_dir / MANIFEST_NAME, manifest)
+    atomic.write_json_atomically(path, manifest)     # not an artifact: no checksum of its own, no hook
 
 
 def record_tree(profile_dir: str | os.PathLike) -> dict[str, Any]:
@@ -141,8 +155,8 @@ def writing(target: str | os.PathLike) -> Iterator[None]:
         section = _checksums(profile_dir)
         if section is None:
             return
-        prefix = relative.as_posix()
-        section = {rel: entry for rel, entry in section.items() if rel != prefix and not rel.startswith(prefix + "/")}
+        replaced = PurePosixPath(relative.as_posix())      # the file, or every file of the folder, put in place
+        section = {rel: entry for rel, entry in section.items() if not PurePosixPath(rel).is_relative_to(replaced)}
         for path in _files(target):
             rel = path.relative_to(profile_dir)
             if is_artifact(rel):
@@ -152,8 +166,6 @@ def writing(target: str | os.PathLike) -> Iterator[None]:
 
 def _mismatch(path: Path, entry: Any) -> str | None:
     """Why ``path`` does not match its recorded ``entry`` (None when it does)."""
-    from roots_course.store.artifacts import sha256_file
-
     if not isinstance(entry, dict):
         return None
     size = path.stat().st_size

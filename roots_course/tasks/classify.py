@@ -34,6 +34,7 @@ from roots_course.errors import CheckpointError, ConfigError, DataError
 from roots_course.core.model import GPT, GPTConfig
 from roots_course.core.tokenizer import Tokenizer
 from roots_course.core.train import TrainConfig, lr_at, make_optimizer
+from roots_course.core.modes import evaluating
 
 POOLINGS = ("last", "mean")
 
@@ -94,20 +95,15 @@ class GPTClassifier(nn.Module):
             p.requires_grad_(False)
 
 
-@torch.inference_mode()
 def extract_features(model: GPT, x: Tensor, lengths: Tensor, pooling: str = "last", batch_size: int = 128) -> Tensor:
     """Pooled hidden states of every row, (N, C), computed once (for a linear probe)."""
-    was_training = model.training
-    model.eval()
     device = model.tok_emb.weight.device
     out = []
-    try:
+    with evaluating(model):
         for start in range(0, x.size(0), batch_size):
             xb, lb = x[start : start + batch_size], lengths[start : start + batch_size]
             xb = xb[:, : int(lb.max())].to(device)
             out.append(pool(model.hidden_states(xb), lb, pooling).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 
@@ -165,19 +161,14 @@ def _fit(module: nn.Module, scores, labels: Tensor, cfg: TrainConfig) -> Classif
     return ClassifierRun(cfg.steps, trainable, time.perf_counter() - started, history)
 
 
-@torch.inference_mode()
 def predict(model: GPTClassifier, x: Tensor, lengths: Tensor, batch_size: int = 128) -> Tensor:
     """The predicted class of every row, (N,)."""
-    was_training = model.training
-    model.eval()
     device = model.head.weight.device
     out = []
-    try:
+    with evaluating(model):
         for start in range(0, x.size(0), batch_size):
             lb = lengths[start : start + batch_size]
             out.append(model(x[start : start + batch_size, : int(lb.max())].to(device), lb).argmax(-1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 

@@ -39,6 +39,7 @@ from roots_course.core.device import autocast_context
 from roots_course.errors import ConfigError, DataError
 from roots_course.core.tokenizer import Tokenizer
 from roots_course.core.train import TrainConfig, lr_at, make_optimizer
+from roots_course.core.modes import evaluating
 
 IGNORE = -100
 STOP = "\n"  # every answer ends with a newline; generation stops there
@@ -152,7 +153,7 @@ def finetune(model: nn.Module, pairs: Pairs, cfg: TrainConfig, device: torch.dev
         index = torch.randint(len(pairs), (cfg.batch_size,), generator=sampler)  # (B,)
         x, y = (t.to(device) for t in pairs.rows(index))  # (B, T_b) each
         with autocast_context(device):
-            _, loss = model(x, y)
+            loss = model(x, y).loss
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -170,27 +171,22 @@ def finetune(model: nn.Module, pairs: Pairs, cfg: TrainConfig, device: torch.dev
     return FinetuneResult(cfg.steps, trainable, total, time.perf_counter() - started, history, optimizer, cfg)
 
 
-@torch.inference_mode()
 def answer_losses(model: nn.Module, pairs: Pairs, batch_size: int = 64) -> Tensor:
     """Per-row (sum of answer-token losses in nats, number of answer tokens): a (N, 2) tensor.
 
     The mean over a test set is column 0 summed ÷ column 1 summed: nats per answer token, the quantity
     fine-tuning minimises, measured on answers it never trained on.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     out = torch.zeros(len(pairs), 2, dtype=torch.float64)
-    try:
+    with evaluating(model):
         for start in range(0, len(pairs), batch_size):
             index = torch.arange(start, min(start + batch_size, len(pairs)))
             x, y = (t.to(device) for t in pairs.rows(index))  # (B, T_b)
-            logits, _ = model(x)  # (B, T_b, V)
+            logits = model(x).logits  # (B, T_b, V)
             nll = F.cross_entropy(logits.float().transpose(1, 2), y, ignore_index=IGNORE, reduction="none")  # (B, T_b)
             out[index, 0] = nll.sum(dim=1).double().cpu()
             out[index, 1] = (y != IGNORE).sum(dim=1).double().cpu()
-    finally:
-        model.train(was_training)
     return out
 
 
