@@ -31,7 +31,9 @@ Figures per run (every time is measured here, from the arrival of the run's outp
   ``final_val_loss``      at the last step; ``time_to_target_s``: launch to the first validation at or
                           below the round's target, the reference's final validation loss
 Ratios (course ÷ reference, above 1 means the course is faster): tokens/s and step tokens/s; for time
-to target, the reference's time ÷ the course's.
+to target, the reference's time ÷ the course's. ``--max-run-s`` stops a run that takes longer (a trainer
+that spins on a loaded machine can take many minutes) and summarizes it from what it printed so far; the
+round's target is then the last validation loss it reached.
 
 The reference trainer is not a dependency. Get it with
     git clone https://github.com/karpathy/nanoGPT /path/to/nanoGPT
@@ -57,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -129,15 +132,22 @@ REFERENCE_EVAL = re.compile(r"^step (\d+): train loss [\d.]+, val loss ([\d.]+)"
 POLICY = re.compile(r"OMP_WAIT_POLICY=(\w+)(?:: ([^)]*))?")
 
 
-def run_timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[list[tuple[float, str]], float, int]:
+def run_timed(command: list[str], cwd: Path, env: dict[str, str],
+              max_s: float | None = None) -> tuple[list[tuple[float, str]], float, int | None]:
     """Run ``command``; return its output lines with their arrival time (s after launch), the wall time
-    and the exit status."""
+    and the exit status (None when it was stopped after ``max_s`` seconds)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, bufsize=1)
+    timer = threading.Timer(max_s, process.kill) if max_s else None
+    if timer is not None:
+        timer.start()
     lines = [(time.perf_counter() - started, line.rstrip("\n")) for line in process.stdout]
     status = process.wait()
-    return lines, time.perf_counter() - started, status
+    if timer is not None:
+        timer.cancel()
+    stopped = max_s is not None and status < 0
+    return lines, time.perf_counter() - started, None if stopped else status
 
 
 def parse(kind: str, lines: list[tuple[float, str]]) -> dict[str, object]:
@@ -162,10 +172,12 @@ def parse(kind: str, lines: list[tuple[float, str]]) -> dict[str, object]:
     return {"steps": steps, "vals": vals, "speeds": speeds, "policy": policy}
 
 
-def summarize(kind: str, lines: list[tuple[float, str]], wall: float, status: int) -> dict[str, object]:
+def summarize(kind: str, lines: list[tuple[float, str]], wall: float, status: int | None) -> dict[str, object]:
+    """A run's figures (see the module docstring); a run stopped at ``--max-run-s`` (status None) is
+    summarized from what it printed until then, and says so in ``stopped_after_s``."""
     parsed = parse(kind, lines)
     steps, vals = parsed["steps"], parsed["vals"]
-    if status != 0 or len(steps) < 2 or not vals:
+    if status not in (0, None) or len(steps) < 2 or not vals:
         tail = "\n".join(line for _, line in lines[-15:])
         raise SystemExit(f"the {kind} run failed (exit {status}); its last lines:\n{tail}")
     (t0, s0), (t1, s1) = steps[0], steps[-1]
@@ -176,6 +188,7 @@ def summarize(kind: str, lines: list[tuple[float, str]], wall: float, status: in
         "final_val_loss": vals[-1][2],
         "validations": [(step, val, round(at, 2)) for at, step, val in vals],
         "wait_policy": parsed["policy"],
+        "stopped_after_s": None if status is not None else round(wall, 1),
     }
 
 
@@ -217,10 +230,10 @@ def run_arm(arm: str, args: argparse.Namespace, work: Path, data: Path) -> dict[
     shutil.rmtree(out, ignore_errors=True)
     if arm == "reference":
         command = reference_command(args.reference, data, out, args.steps, args.eval_every, args.eval_batches)
-        lines, wall, status = run_timed(command, args.reference, child_env(arm))
+        lines, wall, status = run_timed(command, args.reference, child_env(arm), args.max_run_s)
         return summarize("reference", lines, wall, status)
     command = course_command(args.text, out, args.steps, args.eval_every, args.eval_batches, args.threads)
-    lines, wall, status = run_timed(command, ROOT, child_env(arm))
+    lines, wall, status = run_timed(command, ROOT, child_env(arm), args.max_run_s)
     return summarize("course", lines, wall, status)
 
 
@@ -257,6 +270,10 @@ def main() -> None:
     parser.add_argument("--conditions", nargs="+", default=["quiet"], choices=("quiet", "loaded"))
     parser.add_argument("--load-warmup", type=float, default=30.0, help="seconds between starting the load and "
                         "the first run, so the load average has seen it")
+    parser.add_argument("--loaded-rounds", type=int, default=None, help="rounds of the loaded condition "
+                        "(default: --rounds)")
+    parser.add_argument("--max-run-s", type=float, default=None, help="stop a run after this many seconds and "
+                        "summarize what it printed until then (its validation losses so far, its speed so far)")
     args = parser.parse_args()
 
     if not args.text.is_file():
@@ -292,7 +309,8 @@ def main() -> None:
                 if load is not None:
                     time.sleep(args.load_warmup)
                 rounds = []
-                for r in range(args.rounds):
+                rounds_here = args.loaded_rounds if condition == "loaded" and args.loaded_rounds else args.rounds
+                for r in range(rounds_here):
                     order = arms[r % len(arms):] + arms[:r % len(arms)]
                     before = round(os.getloadavg()[0], 2)
                     runs = {arm: run_arm(arm, args, work, data) for arm in order}

@@ -109,3 +109,16 @@ def test_train_vs_reference_reads_what_both_trainers_print():
     assert ref["final_val_loss"] == 2.3 and ab.time_to(ref, 2.3) == 5.0
     ratios = ab.ratios({"course": run, "reference": ref}, "reference")
     assert ratios["course"]["time_to_target"] == round(5.0 / 6.0, 3)
+
+
+def test_train_vs_reference_stops_a_run_that_takes_too_long(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import train_vs_reference as ab
+    finally:
+        sys.path.pop(0)
+    slow = [sys.executable, "-u", "-c", "import time; print('started'); time.sleep(30)"]
+    lines, wall, status = ab.run_timed(slow, tmp_path, dict(os.environ), max_s=1.0)
+    assert status is None and wall < 20 and [line for _, line in lines] == ["started"]
+    lines, _, status = ab.run_timed([sys.executable, "-c", "print('done')"], tmp_path, dict(os.environ), max_s=20)
+    assert status == 0 and lines[-1][1] == "done"

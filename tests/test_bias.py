@@ -7,6 +7,7 @@ import torch
 import tiny_models
 
 from roots_course.society import bias as B
+from roots_course.errors import ConfigError
 from roots_course.core.generate import sequence_log_prob
 
 TEXT = ("The user said they would call it. She wrote the tests; he read them!\n\n"
@@ -89,3 +90,30 @@ def test_probe_shares_sum_to_one_per_template(tiny):
         assert sum(r["whole-word share"] for r in mine) == pytest.approx(1.0)
     means = B.mean_shares(rows, "whole-word share")
     assert set(means) == {"he", "she", "they"} and sum(means.values()) == pytest.approx(1.0)
+
+
+def test_log_ratios_are_differences_of_whole_word_logprobs(tiny):
+    model, tokenizer = tiny
+    templates = ["when the user calls,", "if the caller waits,"]
+    rows = B.probe(model, tokenizer, templates, {"he": " he", "she": " she", "they": " they"})
+    column = "log P(word + 'can')"
+    ratios = B.log_ratios(rows, "he", "she", column)
+    assert list(ratios) == templates
+    for template in templates:
+        he, she = (B.continuation_logprobs(model, tokenizer, template, [w + " can"])[0] for w in (" he", " she"))
+        assert ratios[template] == pytest.approx(he - she, abs=1e-9)
+    assert B.log_ratios(rows, "she", "he", column)[templates[0]] == pytest.approx(-ratios[templates[0]])
+    with pytest.raises(ConfigError):
+        B.log_ratios(rows, "he", "it", column)
+
+
+def test_plot_log_ratios_draws_one_bar_per_template():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from roots_course.society import plots
+
+    fig = plots.plot_log_ratios({"a,": 2.3, "b,": -1.0, "c,": 0.2}, "title")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3 and [t.get_text() for t in ax.get_yticklabels()] == ["a,", "b,", "c,"]
+    assert "nats" in ax.get_xlabel()

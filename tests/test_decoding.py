@@ -8,15 +8,15 @@ import pytest
 import torch
 from tiny_models import sharp_tiny_gpt
 
-from roots_course.output import decoding_metrics as dm
-from roots_course.output import decoding_study as ds
 from roots_course.core.attention import KVCache
-from roots_course.errors import ConfigError
-from roots_course.course.exercises import check
 from roots_course.core.generate import generate, process_logits, sequence_log_prob
 from roots_course.core.model import GPT, GPTConfig
-from roots_course.output.exercises import EXERCISES
 from roots_course.core.tokenizer import CharTokenizer
+from roots_course.course.exercises import check
+from roots_course.errors import ConfigError
+from roots_course.output import decoding_metrics as dm
+from roots_course.output import decoding_study as ds
+from roots_course.output.exercises import EXERCISES
 
 tiny_model = sharp_tiny_gpt
 
@@ -349,3 +349,56 @@ def test_chapter_3_plots_draw_labelled_figures():
     for fig in figures:
         ax = fig.axes[0]
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+# ---- diverse references and fair samples ---------------------------------------------------------
+
+CODEC_TABLE = ('""" Python Character Mapping Codec cp000 generated from \'X.TXT\'.\n"""\n'
+               "decoding_table = (\n" + "".join(f"    '\\x{i:02x}'  #  0x{i:02X} -> X\n" for i in range(40))
+               + ")\n")
+
+
+def test_looks_generated_finds_codec_tables_and_spares_handwritten_code():
+    assert dm.looks_generated(CODEC_TABLE)
+    assert dm.looks_generated(CODEC_TABLE.replace("generated from", "from"))  # the table alone suffices
+    assert not dm.looks_generated("import os\n\ndef f(x):\n    return x + 1\n")
+    assert not dm.looks_generated("")
+
+
+def test_code_prompts_take_each_module_once_and_skip_generated_ones():
+    tok = WordTokenizer()
+    body = " a , b , c , d , e\n"
+    texts = [CODEC_TABLE + "import x , y , z , w\nclass" + body,
+             "import os , sys , math , json\nclass" + body,
+             "import re , io , abc , ast\nclass" + body]
+    names = ["encodings.cp000", "first", "second"]
+    prompts = ds.code_prompts(["import", "class"], tok, texts, names, reference_tokens=4)
+    assert [p.source for p in prompts] == ["first", "second"]  # one module each, the table skipped
+    kept = ds.code_prompts(["import"], tok, texts, names, reference_tokens=4, skip_generated=False)
+    assert kept[0].source == "encodings.cp000"
+    orders = {tuple(p.source for p in ds.code_prompts(["import", "class"], tok, texts, names,
+                                                      reference_tokens=4, seed=s)) for s in range(20)}
+    assert orders == {("first", "second"), ("second", "first")}  # seeded, and the seed matters
+    again = ds.code_prompts(["import", "class"], tok, texts, names, reference_tokens=4, seed=3)
+    assert again == ds.code_prompts(["import", "class"], tok, texts, names, reference_tokens=4, seed=3)
+    pinned = ds.code_prompts(["import"], tok, texts[::-1], names[::-1], reference_tokens=4,
+                             seed=5, preferred=1)
+    assert pinned[0].source == "second"  # the preferred modules come first, whatever the seed
+    with pytest.raises(ConfigError):
+        ds.code_prompts(["import"], tok, texts, names, preferred=4)
+
+
+def test_random_windows_sample_the_whole_text_reproducibly():
+    text = "".join(f"line {i:05d}\n" for i in range(20000))  # 220,000 characters
+    sample = dm.random_windows(text, 20000, window_chars=1000, seed=1)
+    assert len(sample) == 20000
+    assert sample == dm.random_windows(text, 20000, window_chars=1000, seed=1)
+    assert sample != dm.random_windows(text, 20000, window_chars=1000, seed=2)
+    numbers = [int(line.split()[1]) for line in sample.split("\n") if line.startswith("line ")
+               and len(line) == 10]
+    assert max(numbers) > 10000, "windows must come from all over the text, not its opening"
+    assert sample.startswith("line "), "each window starts at a line"
+    assert numbers == sorted(numbers), "windows keep their order in the text"
+    assert dm.random_windows("short", 100) == "short"
+    with pytest.raises(ConfigError):
+        dm.random_windows(text, 0)

@@ -17,7 +17,7 @@ from roots_course.course.exercises import check
 from roots_course.core.model import GPT, GPTConfig
 from roots_course.optimization.ngram import NGramModel
 from roots_course.optimization.exercises import EXERCISES
-from roots_course.course.pretraining import Run, pretrain
+from roots_course.course.pretraining import Run, mfu_of_run, pretrain
 from roots_course.core.train import TrainConfig, lr_at
 
 VOCAB = 13
@@ -158,6 +158,30 @@ def test_pretrain_returns_history_mfu_and_samples(tmp_path):
     assert summary["flops_per_token"] > 0
 
 
+def test_pretrain_measures_the_ceiling_before_and_after_and_uses_the_larger(tmp_path):
+    profile = load_profile("smoke", overrides=TINY)
+    profile.paths["artifacts"] = tmp_path
+    timings = iter([1e12, 3e12])                              # before, after training
+    summary = pretrain(Run.for_profile(profile), threads=1, progress=False, say=lambda s: None,
+                       ceiling=lambda: next(timings))
+    assert summary["peak_flops_before"] == 1e12 and summary["peak_flops_after"] == 3e12
+    assert summary["peak_flops"] == 3e12
+    # the run's MFU comes from its printed throughput, not from a mean of the rows
+    expected = summary["flops_per_token"] * summary["tokens_per_s"] / 3e12
+    assert summary["mfu"] == pytest.approx(expected, rel=1e-3)
+    assert all(r["mfu"] * 3e12 == pytest.approx(summary["flops_per_token"] * r["tokens_per_s"])
+               for r in summary["history"])
+    assert not summary["sample_prompt"].endswith(" ")
+
+
+def test_mfu_of_run():
+    assert mfu_of_run(1e6, 2e3, 4e9) == pytest.approx(0.5)
+    assert mfu_of_run(1e6, 2e3, 2e9, world=2) == pytest.approx(0.5)
+    assert mfu_of_run(1e6, 2e3, None) is None
+    with pytest.raises(ValueError, match="ceiling"):
+        mfu_of_run(1e6, 2e3, -1.0)
+
+
 def test_samples_do_not_change_the_training_run(tmp_path):
     def run(folder, **extra):
         profile = load_profile("smoke", overrides=TINY)
@@ -180,3 +204,42 @@ def test_optimization_settings_are_validated():
     for name in ("smoke", "cpu", "gpu"):
         widths = load_profile(name).optimization.scaling_widths
         assert len(widths) >= (2 if name == "smoke" else 3)
+
+
+def test_optimizer_step_exercises_match_torch_over_ten_steps():
+    from roots_course.optimization.exercises import against_torch
+    assert against_torch("adamw", EXERCISES["adamw_step"].reference) < 1e-5
+    assert against_torch("sgd", EXERCISES["sgd_momentum_step"].reference) < 1e-5
+
+    def adam_without_bias_correction(param, grad, m, v, t, lr, b1, b2, eps, wd):
+        m, v = b1 * m + (1 - b1) * grad, b2 * v + (1 - b2) * grad * grad
+        return param * (1 - lr * wd) - lr * m / (v.sqrt() + eps), m, v
+
+    def momentum_from_zero(param, grad, buf, lr, mu):
+        buf = (1 - mu) * grad if buf is None else mu * buf + grad
+        return param - lr * buf, buf
+
+    assert against_torch("adamw", adam_without_bias_correction) > 1e-3
+    assert not check(EXERCISES["adamw_step"], adam_without_bias_correction).passed
+    assert against_torch("sgd", momentum_from_zero) > 1e-3
+    assert not check(EXERCISES["sgd_momentum_step"], momentum_from_zero).passed
+    with pytest.raises(ValueError, match="kind"):
+        against_torch("adam", EXERCISES["adamw_step"].reference)
+
+
+def test_batch_size_variants_validate_on_the_same_windows():
+    from roots_course.core.batches import get_batch
+    base = TrainConfig(steps=40, batch_size=16, eval_batches=5)
+    variants = experiments.batch_size_variants(base, factors=(0.25, 1.0, 4.0))
+    assert {experiments.validation_windows(c) for c in variants.values()} == {128}   # 80 → × 64
+    tokens = torch.arange(5000)
+
+    def windows(cfg):          # the windows estimate_loss draws for cfg (seeded with cfg.seed)
+        g = torch.Generator().manual_seed(cfg.seed)
+        return torch.cat([get_batch(tokens, cfg.batch_size, 8, g)[0] for _ in range(cfg.eval_batches)])
+
+    first, *others = [windows(c) for c in variants.values()]
+    assert all(torch.equal(first, o) for o in others)
+    odd = experiments.batch_size_variants(TrainConfig(steps=40, batch_size=16, eval_batches=1),
+                                          factors=(0.25, 3.0))           # batches 4 and 48
+    assert {experiments.validation_windows(c) for c in odd.values()} == {48}

@@ -67,3 +67,48 @@ def test_answers_with_confidence_stop_at_the_newline(tiny):
     assert len(F.answers_with_confidence(model, tokenizer, [long_prompt], max_new_tokens=5)) == 1
     with pytest.raises(ConfigError):
         F.greedy_by_length(model, tokenizer, ["a"], steps=40)
+
+
+def test_label_logprobs_score_each_label_after_the_prompt(tiny):
+    model, tokenizer = tiny
+    prompt, labels = ">>> import ", ["json", "os", "io"]
+    scores = F.label_logprobs(model, tokenizer, [prompt, "from "], labels)
+    assert scores.shape == (2, 3) and bool((scores < 0).all())
+    for k, label in enumerate(labels):  # one label at a time, no padding: the same number
+        ids = tokenizer.encode(prompt) + tokenizer.encode(label + "\n")
+        n = len(tokenizer.encode(label + "\n"))
+        logp = torch.log_softmax(model(torch.tensor([ids[:-1]])).logits[0].detach().double(), dim=-1)
+        expected = logp[-n:].gather(1, torch.tensor(ids[-n:])[:, None]).sum()
+        assert float(scores[0, k]) == pytest.approx(float(expected), abs=1e-4)
+    with pytest.raises(ConfigError):
+        F.label_logprobs(model, tokenizer, [], labels)
+
+
+def test_temperature_changes_confidence_not_predictions_and_fits_the_spread():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 4, (400,))
+    true_logits = torch.randn(400, 4)
+    true_logits[torch.arange(400), labels] += 1.0  # (N, K): a calibrated model's logits...
+    labels = torch.distributions.Categorical(logits=true_logits).sample()  # ...and labels drawn from them
+    overconfident = 3.0 * true_logits  # the same ranking, three times too sharp
+    pred1, conf1 = F.label_confidence(overconfident)
+    pred3, conf3 = F.label_confidence(overconfident, temperature=3.0)
+    assert torch.equal(pred1, pred3) and bool((conf3 <= conf1 + 1e-12).all())
+    t = F.fit_temperature(overconfident, labels)
+    assert 2.0 < t < 4.5, t
+    right = (pred1 == labels).tolist()
+    before = F.expected_calibration_error(conf1.tolist(), right)
+    after = F.expected_calibration_error(F.label_confidence(overconfident, t)[1].tolist(), right)
+    assert after < before
+    with pytest.raises(ConfigError):
+        F.label_confidence(overconfident, temperature=0.0)
+    with pytest.raises(ConfigError):
+        F.fit_temperature(overconfident, labels[:10])
+
+
+def test_fit_temperature_is_never_worse_than_no_scaling_where_it_was_fitted():
+    torch.manual_seed(1)
+    logits, labels = torch.randn(30, 5, dtype=torch.float64), torch.randint(0, 5, (30,))
+    t = F.fit_temperature(logits, labels)
+    nll = [float(torch.nn.functional.cross_entropy(logits / x, labels)) for x in (t, 1.0)]
+    assert nll[0] <= nll[1]

@@ -15,6 +15,7 @@ from roots_course.tasks.finetune import (
     finetune,
     finetune_config,
     mean_answer_loss,
+    random_init_like,
     save_finetuned,
 )
 from roots_course.core.lora import apply_lora
@@ -89,3 +90,15 @@ def test_finetune_is_reproducible():
     finetune(a, pairs, finetune_config(5, 4, 1e-3, seed=7))
     finetune(b, pairs, finetune_config(5, 4, 1e-3, seed=7))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_random_init_like_has_the_shape_but_not_the_weights():
+    trained = _model()
+    with torch.no_grad():
+        trained.tok_emb.weight.add_(1.0)
+    state = torch.random.get_rng_state()
+    fresh, again = random_init_like(trained, seed=3), random_init_like(trained, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is untouched
+    assert fresh.config == trained.config and fresh.num_parameters() == trained.num_parameters()
+    assert not torch.equal(fresh.tok_emb.weight, trained.tok_emb.weight)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))

@@ -63,7 +63,7 @@ def test_lora_model_equals_base_at_start_and_merges_exactly_after_training():
     after = {n.replace(".base.", "."): p for n, p in model.named_parameters() if not n.endswith((".A", ".B"))}
     assert all(torch.equal(p, after[n]) for n, p in before.named_parameters())  # nothing but the adapters moved
     lora_logits = model(idx).logits
-    assert not torch.allclose(lora_logits, before(idx)[0])
+    assert not torch.allclose(lora_logits, before(idx).logits)
     merge_lora(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
     torch.testing.assert_close(model(idx).logits, lora_logits, rtol=1e-4, atol=1e-5)

@@ -194,3 +194,18 @@ def test_loss_gap_gives_auc_above_half_for_a_memorised_window():
     other = M.window_losses(model, unseen)
     assert member.max() < other.min()
     assert M.auc(-member, -other) == 1.0
+
+
+def test_shares_ngram_with_flags_windows_holding_an_indexed_ngram():
+    training = list(range(20))
+    index = M.NgramIndex(training, 4)
+    windows = [[50, 51, 5, 6, 7, 8, 52], [50, 5, 6, 7, 51, 52, 53], [9, 10, 11, 12]]
+    assert M.shares_ngram_with(index, windows).tolist() == [True, False, True]
+    assert M.shares_ngram_with(index, torch.tensor([[1, 2, 3]])).tolist() == [False], "shorter than n"
+
+
+def test_duplicated_spans_are_the_maximal_runs_of_found_ngrams():
+    index = M.NgramIndex(list(range(20)), 3)
+    ids = [50, 1, 2, 3, 4, 51, 7, 8, 9, 52, 10, 11]
+    assert M.duplicated_spans(index, ids) == [(1, 4), (6, 3)], "10, 11 is shorter than n: no span"
+    assert M.duplicated_spans(index, [40, 41, 42]) == []

@@ -1,11 +1,12 @@
-"""Tests of roots_course.tasks.metrics: exact match, edit distance, character error rate, bootstrap intervals."""
+"""Tests of roots_course.tasks.metrics: exact match, edit distance, CER, bootstrap and exact intervals."""
 
 import pytest
 import torch
 
 from roots_course.errors import ConfigError
-from roots_course.tasks.metrics import (bootstrap_ci, character_error_rate, edit_distance, exact_match,
-                                  paired_difference_ci, pooled_cer, ratio_statistic)
+from roots_course.tasks.metrics import (binomial_cdf, bootstrap_ci, character_error_rate, clopper_pearson,
+                                        edit_distance, exact_match, paired_difference_ci, pooled_cer,
+                                        rate_ci, ratio_statistic)
 
 
 def test_exact_match_trims_but_is_otherwise_strict():
@@ -77,3 +78,40 @@ def test_bootstrap_rejects_bad_input():
         bootstrap_ci([])
     with pytest.raises(ConfigError):
         bootstrap_ci([1.0], confidence=1.5)
+
+
+# ---- exact (Clopper–Pearson) intervals -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("k, n, low, high", [
+    (0, 50, 0.0, 1 - 0.025 ** (1 / 50)),  # closed form at the edges: 0.0711
+    (50, 50, 0.025 ** (1 / 50), 1.0),
+    (5, 10, 0.187086, 0.812914),  # published tables (e.g. R's binom.test)
+    (1, 10, 0.002529, 0.445016),
+    (0, 1, 0.0, 0.975),
+])
+def test_clopper_pearson_known_values(k, n, low, high):
+    interval = clopper_pearson(k, n)
+    assert interval.value == pytest.approx(k / n)
+    assert interval.low == pytest.approx(low, abs=2e-6) and interval.high == pytest.approx(high, abs=2e-6)
+
+
+def test_clopper_pearson_tails_hold_exactly_and_edges_are_not_degenerate():
+    interval = clopper_pearson(7, 40)
+    assert 1 - binomial_cdf(6, 40, interval.low) == pytest.approx(0.025, abs=1e-9)
+    assert binomial_cdf(7, 40, interval.high) == pytest.approx(0.025, abs=1e-9)
+    zero = rate_ci([0.0] * 50)
+    assert zero.low == 0.0 and zero.high > 0.05  # the bootstrap would say [0, 0]
+    assert bootstrap_ci([0.0] * 50).high == 0.0
+    assert clopper_pearson(5, 10, confidence=0.99).high > clopper_pearson(5, 10).high
+
+
+def test_binomial_cdf_and_rate_ci_reject_bad_input():
+    assert binomial_cdf(2, 4, 0.5) == pytest.approx(11 / 16)
+    for bad in [(3, 2), (-1, 5), (1, 0), (1.5, 3)]:
+        with pytest.raises(ConfigError):
+            clopper_pearson(*bad)
+    with pytest.raises(ConfigError):
+        rate_ci([0.5, 1.0])
+    with pytest.raises(ConfigError):
+        rate_ci([])

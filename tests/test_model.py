@@ -139,7 +139,7 @@ def test_fused_and_written_out_models_agree():
     b = GPT(tiny(position="rope", fused_attention=False)).eval()
     b.load_state_dict(a.state_dict())
     idx = torch.randint(0, 50, (2, 16))
-    torch.testing.assert_close(a(idx)[0], b(idx)[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(a(idx).logits, b(idx).logits, atol=1e-5, rtol=0)
 
 
 def test_attention_maps():
@@ -161,14 +161,14 @@ def test_without_positions_one_layer_sees_its_past_as_an_unordered_set():
     shuffled = torch.cat([idx[:, :-1][:, torch.randperm(9)], idx[:, -1:]], dim=1)
     assert not torch.equal(shuffled, idx)
     none = GPT(tiny(n_layer=1, position="none")).eval()
-    torch.testing.assert_close(none(shuffled)[0][:, -1], none(idx)[0][:, -1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(none(shuffled).logits[:, -1], none(idx).logits[:, -1], atol=1e-5, rtol=0)
     # With learned positions, the order matters.
     learned = GPT(tiny(n_layer=1, position="learned")).eval()
-    assert not torch.allclose(learned(shuffled)[0][:, -1], learned(idx)[0][:, -1], atol=1e-4)
+    assert not torch.allclose(learned(shuffled).logits[:, -1], learned(idx).logits[:, -1], atol=1e-4)
     # Stacked causal layers leak order even without positions: in layer 2 the last token sees
     # earlier tokens' layer-1 states, and each of those saw a different prefix.
     deep = GPT(tiny(n_layer=2, position="none")).eval()
-    assert not torch.allclose(deep(shuffled)[0][:, -1], deep(idx)[0][:, -1], atol=1e-4)
+    assert not torch.allclose(deep(shuffled).logits[:, -1], deep(idx).logits[:, -1], atol=1e-4)
 
 
 # ---- counting ---------------------------------------------------------------------------------

@@ -131,3 +131,31 @@ def test_baselines_report_each_order_and_more_context_helps_on_structured_data()
     assert [r.name for r in rows] == ["unigram", "bigram", "trigram"]
     assert rows[0].nats > rows[1].nats > rows[2].nats
     assert all(r.bits == pytest.approx(r.nats / math.log(2)) for r in rows)
+
+
+def test_interpolated_ngram_sums_to_one_and_beats_add_k_on_new_text():
+    from roots_course.optimization.ngram import InterpolatedNGram, interpolated_baseline
+    rng = np.random.default_rng(0)
+    # a source where the last symbol predicts the next, plus noise: the trigram's contexts are sparse
+    ids = [0]
+    for _ in range(3000):
+        ids.append((ids[-1] * 3 + 1) % 40 if rng.random() < 0.7 else int(rng.integers(0, 40)))
+    ids = np.array(ids)
+    train, val = ids[:2000], ids[2000:]
+    model = InterpolatedNGram(3, 40, k=0.1).fit(train)
+    for context in ([1, 4], [39, 39], [5], []):
+        assert math.isclose(sum(model.prob(context, w) for w in range(40)), 1.0, rel_tol=1e-9)
+    _, add_k_trigram = ngram_baselines(train, val, 40, orders=(2, 3))
+    interp = interpolated_baseline(train, val, 40, order=3)
+    assert interp.nats < add_k_trigram.nats             # the shorter contexts rescue the sparse ones
+    assert interp.name == "trigram (interpolated)"
+    # an unseen context falls back to the shorter one exactly
+    bigram_only = InterpolatedNGram(2, 40, k=0.1).fit(train)
+    pairs = set(zip(train[:-1].tolist(), train[1:].tolist()))
+    a, b = next((a, b) for a in range(40) for b in range(40) if (a, b) not in pairs)
+    for w in (0, 3, b):
+        assert math.isclose(model.prob([a, b], w), bigram_only.prob([b], w), rel_tol=1e-12)
+    assert not math.isclose(model.prob(train[:2].tolist(), int(train[2])),
+                            bigram_only.prob(train[1:2].tolist(), int(train[2])))   # a seen one differs
+    with pytest.raises(ConfigError, match="fitted"):
+        InterpolatedNGram(2, 5).log_probs([1, 2])

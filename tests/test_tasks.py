@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from roots_course.tasks import answering, knowledge_base, numerals, prompting, sandbox, scoring, task_data, task_types
-from roots_course.errors import ConfigError
+from roots_course.tasks import (answering, knowledge_base, ngram_baseline, numerals, prompting, sandbox, scoring,
+                                task_data, task_types)
+from roots_course.errors import ConfigError, DataError
 from roots_course.core.generate import generate
 from roots_course.core.model import GPT, GPTConfig
 from roots_course.core.tokenizer import CharTokenizer
@@ -225,3 +226,57 @@ def test_prompt_lists():
     assert not any(line.split(" =")[0] in test_inputs for p in prompts for line in p.split("\n")[1:-1])
     _, fewer = prompting.few_shot_prompts(task, tok, shots=2, budget=40, seed=1)
     assert max(fewer) < 2
+
+
+def test_first_token_stop_probability_matches_the_model_and_explains_empty_answers():
+    model, tok = _model_and_tokenizer()
+    prompts = ["abc =", "j =", "abcdefg =", "十二 = 12\ncd ="]
+    p = answering.first_token_stop_probability(model, tok, prompts, max_new_tokens=8, batch_size=3)
+    assert p.shape == (4,) and bool(((p >= 0) & (p <= 1)).all())
+    newline = tok.encode("\n")[0]
+    for prompt, value in zip(prompts, p.tolist()):  # one at a time, no padding: the same number
+        with torch.no_grad():
+            alone = model(torch.tensor([tok.encode(prompt)])).logits[0, -1].softmax(-1)[newline]
+        assert value == pytest.approx(float(alone), abs=1e-5)
+    answers = answering.generate_answers(model, tok, prompts, max_new_tokens=8)
+    for answer, value in zip(answers, p.tolist()):
+        if answer == "":  # greedy wrote the newline first: it was the most likely token
+            assert value > 1 / tok.vocab_size
+    with pytest.raises(ConfigError):
+        answering.first_token_stop_probability(model, tok, ["a"], max_new_tokens=48)
+
+
+def test_paired_comparison_counts_discordant_examples():
+    task = task_data.translation_task(10, 6, seed=0)
+
+    def run(method, right):
+        scores = {"exact match": [float(r) for r in right]}
+        return scoring.TaskEval(task, method, [""] * 6, [""] * 6, [""] * 6, scores)
+
+    row = scoring.paired_comparison(run("a", [1, 1, 1, 1, 1, 0]), run("b", [0, 0, 0, 0, 1, 0]), n_resamples=200)
+    assert row["difference"] == pytest.approx(4 / 6) and row["only a right"] == 4 and row["only b right"] == 0
+    assert row["low"] > 0 and row["verdict"] == "a better"
+    same = scoring.paired_comparison(run("a", [1, 0] * 3), run("b", [1, 0] * 3))
+    assert (same["low"], same["high"], same["verdict"]) == (0.0, 0.0, "not shown to differ")
+    other = task_data.translation_task(10, 6, seed=1)
+    other.name = "another"
+    with pytest.raises(ConfigError):
+        scoring.paired_comparison(run("a", [1] * 6), scoring.TaskEval(other, "b", [], [], [], {"exact match": [1.0] * 6}))
+
+
+def test_rates_get_exact_intervals():
+    task = task_data.translation_task(10, 6, seed=0)
+    none_right = scoring.TaskEval(task, "x", [""] * 6, [""] * 6, [""] * 6, {"exact match": [0.0] * 6})
+    interval = none_right.interval("exact match")
+    assert interval.value == 0.0 and interval.low == 0.0 and interval.high > 0.3  # 0/6: up to 0.46
+
+
+def test_ngram_baseline_learns_spelling():
+    questions = [f"Which module defines `{p}{s}`?" for p in ("get", "set", "put") for s in ("Level", "Name", "X")]
+    answers = ["logging"] * 3 + ["os"] * 3 + ["json"] * 3
+    clf = ngram_baseline.fit_ngram_classifier(questions, answers, steps=200)
+    assert clf.losses[-1] < clf.losses[0]
+    assert clf.predict(["`getThing` is defined in which module?", "`setAll`?"]) == ["logging", "os"]
+    assert ngram_baseline.char_ngrams("ab", 2) == ["^", "a", "b", "$", "^a", "ab", "b$"]
+    with pytest.raises(DataError):
+        ngram_baseline.question_name("no name here")

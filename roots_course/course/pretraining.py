@@ -42,6 +42,11 @@ from roots_course.core.train import TrainConfig, TrainResult, train
 
 Say = Callable[[str], None]
 TOKENS_FILE = "tokens.safetensors"
+# The samples of the pretraining run: a prompt that ends at a word (a trailing space would be a token of
+# its own, one the model rarely saw before a word) and chapter 3's decoding settings (temperature and
+# nucleus sampling).
+SAMPLE_PROMPT = "The function"
+SAMPLE_DECODING: dict[str, float] = {"temperature": 0.7, "top_p": 0.9}
 
 
 @dataclass(frozen=True)
@@ -163,12 +168,17 @@ def prepare_data(run: Run, say: Say = print) -> tuple[Tokenizer, torch.Tensor, t
 def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, device: str | None = None,
              checkpoint_name: str = "pretrained", progress: bool | None = None, say: Say = print,
              callback: Callable[[int, dict[str, Any]], None] | None = None, peak_flops: float | None = None,
-             sample_prompt: str | None = None, sample_tokens: int = 48, resume: bool = False) -> dict[str, Any]:
+             ceiling: Callable[[], float] | None = None, sample_prompt: str | None = None,
+             sample_tokens: int = 48, resume: bool = False) -> dict[str, Any]:
     """Train the profile's GPT from scratch and save it; return a JSON-able summary of the run.
 
     The summary holds the training ``history`` (one row per log step, see ``train``). With
     ``peak_flops`` (e.g. from ``device.matmul_ceiling_flops``) every row and the summary report the
-    model FLOP utilisation ``mfu``. With ``sample_prompt``, each validation row also gets a ``sample``:
+    model FLOP utilisation ``mfu``. With ``ceiling`` instead (a function that times the device's
+    matmul FLOP/s, e.g. ``lambda: matmul_ceiling_flops(device)``), the ceiling is measured before and
+    after training and the larger of the two is used (see ``mfu_of_run``). The summary's ``mfu`` is that
+    of the whole run: ``flops_per_token × tokens_per_s ÷ peak_flops``, from the throughput it reports.
+    With ``sample_prompt``, each validation row also gets a ``sample``:
     ``sample_tokens`` tokens the model writes from that prompt at that point of training (drawn with
     their own seeded generator, so sampling never changes the training run), before ``callback`` sees
     the row. With ``resume``, an interrupted run of the same settings in the checkpoint folder is
@@ -206,11 +216,14 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     def on_row(step: int, row: dict[str, Any]) -> None:
         if sample_prompt is not None and row.get("val_loss") is not None:
             new_ids = generate(model, tokenizer.encode(sample_prompt), max_new_tokens=sample_tokens,
-                               temperature=0.8, top_k=40, generator=torch.Generator().manual_seed(profile.seed))
+                               **SAMPLE_DECODING, generator=torch.Generator().manual_seed(profile.seed))
             row["sample"] = sample_prompt + tokenizer.decode(new_ids)
         if callback is not None:
             callback(step, row)
 
+    ceiling_before = ceiling() if ceiling is not None else None      # timed just before training
+    if ceiling_before is not None:
+        peak_flops = ceiling_before
     result: TrainResult = train(model, train_ids, val_ids, train_config, torch_device,
                                 checkpoint_dir=checkpoint_dir, callback=on_row, progress=progress,
                                 peak_flops=peak_flops, resume=resuming,
@@ -218,9 +231,13 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
     if not distributed.is_main():
         return {"profile": profile.name, "rank": distributed.rank(), "world_size": world, "steps": result.steps,
                 "train_loss": result.final_train_loss, "val_loss": result.final_val_loss}
-    mfus = [row["mfu"] for row in result.history[1:] if row.get("mfu") is not None]
-    prompt = "The "
-    sample_ids = generate(model, tokenizer.encode(prompt), max_new_tokens=80, temperature=0.8, top_k=40,
+    ceiling_after = ceiling() if ceiling is not None else None
+    used_in_training = peak_flops
+    if ceiling_after is not None:
+        peak_flops = max(ceiling_after, peak_flops or 0.0)
+    rescale_row_mfus(result.history, used_in_training, peak_flops)
+    prompt = sample_prompt or SAMPLE_PROMPT
+    sample_ids = generate(model, tokenizer.encode(prompt), max_new_tokens=80, **SAMPLE_DECODING,
                           generator=torch.Generator().manual_seed(profile.seed))
     summary = {
         "profile": profile.name,
@@ -240,9 +257,11 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
         "checkpoint": str(checkpoint_dir),
         "sample_prompt": prompt,
         "sample": prompt + tokenizer.decode(sample_ids),
+        "sample_decoding": SAMPLE_DECODING,
         "flops_per_token": model.flops_per_token(),
-        "peak_flops": peak_flops,
-        "mfu": round(sum(mfus) / len(mfus), 5) if mfus else None,   # mean over rows, the first left out
+        "peak_flops": peak_flops,             # the ceiling the MFU is measured against
+        "peak_flops_before": ceiling_before, "peak_flops_after": ceiling_after,
+        "mfu": mfu_of_run(model.flops_per_token(), result.tokens_per_s, peak_flops, world),
         "history": result.history,
     }
     if world > 1:
@@ -254,6 +273,32 @@ def pretrain(run: Run, *, steps: int | None = None, threads: int | None = None, 
         summary={k: v for k, v in summary.items() if k != "history"}))
     integrity.record_tree(run.paths.dir)      # the manifest now holds a checksum of every artifact
     return summary
+
+
+def mfu_of_run(flops_per_token: float, tokens_per_s: float, peak_flops: float | None,
+               world: int = 1) -> float | None:
+    """Model FLOP utilisation of a whole run: ``flops_per_token × tokens_per_s ÷ (peak_flops × world)``.
+
+    ``tokens_per_s`` is the run's (the sum over ``world`` processes); ``peak_flops`` one device's
+    ceiling. Computed from the throughput itself, not as a mean of per-row utilisations, so that it
+    agrees with the tokens per second printed beside it. None without a ceiling.
+    """
+    if not peak_flops:
+        return None
+    if peak_flops < 0 or tokens_per_s < 0 or world < 1:
+        raise ValueError(f"mfu_of_run needs a positive ceiling, throughput and world size; got "
+                         f"peak_flops={peak_flops}, tokens_per_s={tokens_per_s}, world={world}")
+    return round(flops_per_token * tokens_per_s / (peak_flops * world), 5)
+
+
+def rescale_row_mfus(history: list[dict[str, Any]], used: float | None, peak_flops: float | None) -> None:
+    """Restate each row's ``mfu``, computed during training against the ceiling ``used`` (timed before
+    training), against the run's ceiling ``peak_flops`` (the larger of before and after)."""
+    if not used or not peak_flops:
+        return
+    for row in history:
+        if row.get("mfu") is not None:
+            row["mfu"] = row["mfu"] * used / peak_flops
 
 
 def interrupted_run(checkpoint_dir: Path, train_config: TrainConfig, model_config: GPTConfig,

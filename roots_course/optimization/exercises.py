@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 
-from roots_course.course.exercises import Exercise
+import torch
+
+from roots_course.course.exercises import Exercise, close
 
 
 def approx(rel: float = 1e-9, abs_: float = 1e-12):
@@ -101,6 +104,88 @@ def _bigram_cases() -> list[tuple]:
             (text, 5, 0.01, 4, 2), ([2, 2, 2, 2], 3, 1.0, 2, 2)]
 
 
+# --- 5. one AdamW step ----------------------------------------------------------------------------
+
+
+def adamw_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, lr: float,
+               beta1: float, beta2: float, eps: float, weight_decay: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Update ``t`` (counted from 1) of AdamW on one tensor: decay the weight (param · (1 − lr·wd)),
+    update the running means m ← β₁m + (1−β₁)g and v ← β₂v + (1−β₂)g², correct their bias
+    (m̂ = m / (1−β₁ᵗ), v̂ = v / (1−β₂ᵗ)) and step param − lr · m̂ / (√v̂ + ε). Returns new (param, m, v)."""
+    param = param * (1 - lr * weight_decay)
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    m_hat = m / (1 - beta1 ** t)
+    v_hat = v / (1 - beta2 ** t)
+    return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
+
+
+def _adamw_cases() -> list[tuple]:
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for t, lr, wd in ((1, 1e-3, 0.1), (2, 3e-3, 0.0), (10, 1e-2, 0.01), (100, 6e-4, 0.1)):
+        p, grad = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+        m, v = 0.1 * torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g) * 0.01
+        cases.append((p, grad, m, v, t, lr, 0.9, 0.95, 1e-8, wd))
+    return cases
+
+
+# --- 6. one step of SGD with momentum --------------------------------------------------------------
+
+
+def sgd_momentum_step(param: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None, lr: float,
+                      momentum: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of SGD with momentum, as torch.optim.SGD takes it: the buffer starts as the first
+    gradient (``buf`` None), then buf ← μ·buf + g; param ← param − lr·buf. Returns new (param, buf)."""
+    buf = grad.clone() if buf is None else momentum * buf + grad
+    return param - lr * buf, buf
+
+
+def _sgd_cases() -> list[tuple]:
+    g = torch.Generator().manual_seed(1)
+    cases = []
+    for lr, mu, first in ((0.1, 0.9, True), (0.1, 0.9, False), (1.0, 0.5, False), (0.01, 0.0, False)):
+        p, grad = torch.randn(5, generator=g), torch.randn(5, generator=g)
+        cases.append((p, grad, None if first else torch.randn(5, generator=g), lr, mu))
+    return cases
+
+
+def against_torch(kind: str, step_fn: Callable[..., tuple], steps: int = 10, seed: int = 0) -> float:
+    """Run ``step_fn`` (``adamw_step`` or ``sgd_momentum_step``, by ``kind``: "adamw" or "sgd") and
+    ``torch.optim`` side by side for ``steps`` steps on the same weights and gradients (a quadratic
+    loss plus noise); return the largest absolute difference between the two weight tensors."""
+    if kind not in ("adamw", "sgd"):
+        raise ValueError(f"kind must be 'adamw' or 'sgd', got {kind!r}")
+    g = torch.Generator().manual_seed(seed)
+    start = torch.randn(4, 3, generator=g)
+    target = torch.randn(4, 3, generator=g)
+    weight = torch.nn.Parameter(start.clone())
+    if kind == "adamw":
+        lr, betas, eps, wd = 1e-2, (0.9, 0.95), 1e-8, 0.1
+        opt: torch.optim.Optimizer = torch.optim.AdamW([weight], lr=lr, betas=betas, eps=eps, weight_decay=wd)
+        state: tuple = (torch.zeros_like(start), torch.zeros_like(start))
+    else:
+        lr, mu = 0.05, 0.9
+        opt = torch.optim.SGD([weight], lr=lr, momentum=mu)
+        state = (None,)
+    mine = start.clone()
+    for t in range(1, steps + 1):
+        noise = 0.1 * torch.randn(4, 3, generator=g)
+        opt.zero_grad()
+        ((weight - target) ** 2).sum().backward()
+        weight.grad += noise
+        grad_mine = 2 * (mine - target) + noise            # the same gradient, by hand
+        opt.step()
+        if kind == "adamw":
+            mine, m, v = step_fn(mine, grad_mine, *state, t, lr, *betas, eps, wd)
+            state = (m, v)
+        else:
+            mine, buf = step_fn(mine, grad_mine, *state, lr, mu)
+            state = (buf,)
+    return float((mine - weight.detach()).abs().max())
+
+
 EXERCISES = {
     "loss_units": Exercise("loss_units", loss_units, _units_cases, approx(),
                            hint="perplexity = exp(loss); bits = nats / ln 2; per character: × tokens / characters"),
@@ -112,4 +197,10 @@ EXERCISES = {
     "bigram_prob": Exercise("bigram_prob", bigram_prob, _bigram_cases, approx(),
                             hint="count the pairs (a, b) with zip(ids, ids[1:]); the denominator counts the pairs "
                                  "that start with prev (not the occurrences of prev: the last id has no successor)"),
+    "adamw_step": Exercise("adamw_step", adamw_step, _adamw_cases, close(rtol=1e-5, atol=1e-7),
+                           hint="decay the weight first (decoupled), then m, v, their bias corrections "
+                                "with β**t, and the step lr·m̂/(√v̂ + ε)"),
+    "sgd_momentum_step": Exercise("sgd_momentum_step", sgd_momentum_step, _sgd_cases, close(),
+                                  hint="when buf is None the buffer is the gradient itself; otherwise "
+                                       "buf = μ·buf + g; then param − lr·buf"),
 }

@@ -166,16 +166,31 @@ def lr_variants(base: TrainConfig, factors: Sequence[float] = (1 / 30, 1.0, 30.0
 def batch_size_variants(base: TrainConfig, factors: Sequence[float] = (0.25, 1.0, 4.0),
                         evals: int = 4) -> dict[str, TrainConfig]:
     """Batch sizes base × factor with the number of steps scaled so every run sees the same tokens;
-    validation ``evals`` times per run, so the curves can be drawn against tokens seen."""
+    validation ``evals`` times per run, so the curves can be drawn against tokens seen.
+
+    Every run validates on the same windows: ``train`` validates on ``eval_batches`` batches of
+    ``batch_size`` windows drawn from one generator seeded with ``cfg.seed``, so ``eval_batches`` is
+    set to keep ``eval_batches × batch_size`` the same for every run: the base's count, raised to the
+    next multiple of every batch size (see ``validation_windows``). The draws of a CPU generator
+    continue one stream, so the runs get the same window starts whatever their batch size.
+    """
     out = {}
     tokens = base.batch_size * base.steps
-    for f in factors:
-        batch = max(1, round(base.batch_size * f))
+    batches = [max(1, round(base.batch_size * f)) for f in factors]
+    every = math.lcm(*batches)
+    windows = -(-validation_windows(base) // every) * every      # rounded up to a multiple of each
+    for batch in batches:
         steps = max(1, tokens // batch)
         out[f"batch {batch}"] = dataclasses.replace(
             base, batch_size=batch, steps=steps, warmup_steps=max(1, steps // 10),
-            eval_every=max(1, steps // evals), log_every=max(1, steps // 50)).validate()
+            eval_every=max(1, steps // evals), log_every=max(1, steps // 50),
+            eval_batches=windows // batch).validate()
     return out
+
+
+def validation_windows(cfg: TrainConfig) -> int:
+    """How many windows ``train`` validates on with ``cfg``: ``eval_batches × batch_size``."""
+    return cfg.eval_batches * cfg.batch_size
 
 
 def clip_fraction(run: RunResult, threshold: float) -> float:

@@ -12,8 +12,9 @@ picks it on a held-out tail of the *training* text, never on the validation text
 judged on.
 
 Order 1 is the unigram model (no context: symbol frequencies), order 2 the bigram, and so on. Higher
-orders see more context but split the same counts over exponentially many contexts: with little
-data they overfit, which is the wall that neural models get past.
+orders see more context but split the same counts over exponentially many contexts: with add-k alone
+they overfit, since a rare context has nothing to fall back on. ``InterpolatedNGram`` mixes every
+order with the one below it (Witten–Bell interpolation), so a higher order can only add information.
 
 Positions before the start of a text (the first n - 1 symbols have a short context) are filled with
 an extra padding symbol, so every symbol of a text is scored and models of every order are judged on
@@ -125,6 +126,61 @@ class NGramModel:
         return self.cross_entropy(ids, k) / math.log(2)
 
 
+class InterpolatedNGram:
+    """An order-``order`` model that interpolates every order with the one below it (Witten–Bell).
+
+    ``P_1`` is the add-``k`` unigram; for m = 2 … order, with c the m − 1 symbols before w,
+    ``P_m(w | c) = λ_c · count(c, w) / count(c) + (1 − λ_c) · P_{m−1}(w | shorter c)``, where
+    ``λ_c = count(c) / (count(c) + T(c))`` and T(c) is the number of distinct symbols seen after c.
+    A context seen often, followed by few distinct symbols, trusts its own counts; a rare or varied one
+    leans on the shorter context; an unseen one (λ = 0) is the shorter context. No weight is tuned,
+    and every distribution sums to 1 over the vocabulary.
+    """
+
+    def __init__(self, order: int, vocab_size: int, k: float = 1.0) -> None:
+        self.models = [NGramModel(m, vocab_size, k if m == 1 else 1.0) for m in range(1, order + 1)]
+        self.order, self.vocab_size, self.k = order, vocab_size, float(k)
+        self._followers: list[tuple[np.ndarray, np.ndarray] | None] = []
+
+    def fit(self, ids: Sequence[int] | np.ndarray) -> InterpolatedNGram:
+        """Count every order's (context, symbol) pairs and each context's distinct followers."""
+        arr = _as_array(ids, self.vocab_size, "training ids")
+        self._followers = []
+        for model in self.models:
+            model.fit(arr)
+            if model.order == 1:
+                self._followers.append(None)
+                continue
+            ctx_of_pair = model._joint_keys // self.vocab_size          # each distinct pair's context
+            self._followers.append(np.unique(ctx_of_pair, return_counts=True))
+        return self
+
+    def log_probs(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """ln P(ids[i] | the order − 1 ids before it), interpolated: (N,) float64, in nats."""
+        if not self._followers:
+            raise ConfigError("this InterpolatedNGram has not been fitted: call fit(train_ids) first")
+        arr = _as_array(ids, self.vocab_size, "ids")
+        prob = np.exp(self.models[0].log_probs(arr))                     # (N,) add-k unigram
+        for model, (f_keys, f_counts) in zip(self.models[1:], self._followers[1:]):
+            ctx, joint = model._keys(arr)
+            c_joint = model._lookup(model._joint_keys, model._joint_counts, joint)
+            c_ctx = model._lookup(model._ctx_keys, model._ctx_counts, ctx)
+            followers = model._lookup(f_keys, f_counts, ctx)
+            seen = c_ctx > 0
+            lam = np.where(seen, c_ctx / np.maximum(c_ctx + followers, 1), 0.0)
+            own = np.where(seen, c_joint / np.maximum(c_ctx, 1), 0.0)
+            prob = lam * own + (1 - lam) * prob
+        return np.log(prob)
+
+    def prob(self, context: Sequence[int], symbol: int) -> float:
+        """P(symbol | context), as ``NGramModel.prob``."""
+        return float(math.exp(self.log_probs(np.array([*context, symbol], dtype=np.int64))[-1]))
+
+    def cross_entropy(self, ids: Sequence[int] | np.ndarray) -> float:
+        """Mean -ln P over every symbol of ``ids``, in nats per symbol."""
+        return float(-self.log_probs(ids).mean())
+
+
 def choose_k(train_ids: Sequence[int] | np.ndarray, order: int, vocab_size: int,
              grid: Sequence[float] = K_GRID, holdout: float = 0.1) -> float:
     """The k of ``grid`` with the lowest loss on the last ``holdout`` share of the training ids,
@@ -170,3 +226,13 @@ def ngram_baselines(train_ids: Sequence[int] | np.ndarray, val_ids: Sequence[int
         rows.append(Baseline(ORDER_NAMES.get(order, f"{order}-gram"), order, k,
                              model.cross_entropy(val_ids), model.cross_entropy(train_ids)))
     return rows
+
+
+def interpolated_baseline(train_ids: Sequence[int] | np.ndarray, val_ids: Sequence[int] | np.ndarray,
+                          vocab_size: int, order: int = 3, grid: Sequence[float] = K_GRID) -> Baseline:
+    """The Witten–Bell ``InterpolatedNGram`` of ``order`` fitted on ``train_ids`` (its unigram's k
+    chosen by ``choose_k``), scored on ``val_ids`` and on the training ids."""
+    k = choose_k(train_ids, 1, vocab_size, grid)
+    model = InterpolatedNGram(order, vocab_size, k).fit(train_ids)
+    name = f"{ORDER_NAMES.get(order, f'{order}-gram')} (interpolated)"
+    return Baseline(name, order, k, model.cross_entropy(val_ids), model.cross_entropy(train_ids))

@@ -12,13 +12,15 @@ None of these is "quality". Each one catches one way decoding goes wrong:
   continuation (the "seq-rep-n" of Welleck et al. 2020); high means loops;
 - for code prompts, whether the text parses as Python (the standard library's own parser, ``ast``).
 
-Every function works on token ids or plain strings; nothing here samples or trains.
+Every function works on token ids or plain strings; nothing here generates text or trains.
 """
 
 from __future__ import annotations
 
 import ast
 import math
+import random
+import re
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from roots_course.errors import ConfigError
 from roots_course.core.generate import sequence_log_prob
 from roots_course.core.model import GPT
 from roots_course.core.modes import evaluating
+from roots_course.errors import ConfigError
 
 LN2 = math.log(2.0)
 
@@ -281,6 +283,47 @@ class TextScore:
 
     def as_row(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+
+# A line of a lookup table: a literal (string, hex or decimal number) and an optional comma, then
+# a comment, as in the generated codec modules ("'\\x00'     #  0x00 -> NULL").
+_TABLE_LINE = re.compile(r"""^\s*(?:[rbu]?'[^']*'|[rbu]?"[^"]*"|0x[0-9A-Fa-f]+|\d+)\s*,?\s*(?:#.*)?$""")
+
+
+def looks_generated(text: str, table_share: float = 0.5) -> bool:
+    """True for source that a program wrote rather than a person: the opening says "generated" (the
+    codec modules of the standard library say "generated from ..."), or more than `table_share` of
+    the non-blank lines are lines of a lookup table (a literal, a comma, a comment)."""
+    if "generated" in text[:1000].lower():
+        return True
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return False
+    return sum(bool(_TABLE_LINE.match(line)) for line in lines) > table_share * len(lines)
+
+
+def random_windows(text: str, n_chars: int, window_chars: int = 2000, seed: int = 0) -> str:
+    """About `n_chars` characters of `text` as windows of `window_chars` taken from random places.
+
+    The opening of a corpus is not a fair sample of it (a split's first documents are a few modules,
+    alphabetically first). The text is cut into consecutive slots of `window_chars`; a seeded draw
+    picks enough of them, without repeats, and keeps them in their original order. Each window is
+    moved to start at a line (its first partial line dropped) and they are joined by blank lines.
+    A text no longer than `n_chars` comes back whole.
+    """
+    if n_chars < 1 or window_chars < 1:
+        raise ConfigError(f"n_chars and window_chars must be >= 1, got {n_chars}, {window_chars}")
+    if len(text) <= n_chars:
+        return text
+    slots = len(text) // window_chars
+    wanted = min(slots, math.ceil(1.25 * n_chars / window_chars))  # spare: first lines are dropped
+    chosen = sorted(random.Random(seed).sample(range(slots), wanted))
+    pieces = []
+    for slot in chosen:
+        window = text[slot * window_chars: (slot + 1) * window_chars]
+        newline = window.find("\n")
+        pieces.append(window[newline + 1:] if 0 <= newline < window_chars // 2 else window)
+    return "\n\n".join(pieces)[:n_chars]
 
 
 def score_text(model: GPT, tokenizer, text: str, name: str = "text", batch_size: int = 32) -> TextScore:

@@ -13,6 +13,7 @@ one continuation per prompt; set-level numbers are computed per round and averag
 from __future__ import annotations
 
 import math
+import random
 import re
 import statistics
 import time
@@ -21,16 +22,17 @@ from dataclasses import dataclass
 
 import torch
 
+from roots_course.core.generate import beam_search, generate
+from roots_course.core.model import GPT
+from roots_course.errors import ConfigError
 from roots_course.output.decoding_metrics import (
     continuation_log_prob,
     distinct_n,
+    looks_generated,
     perplexity,
     python_rates,
     repetition_rate,
 )
-from roots_course.errors import ConfigError
-from roots_course.core.generate import beam_search, generate
-from roots_course.core.model import GPT
 
 REFERENCE = "held-out text"  # the name of the rows that hold what really followed a prompt
 
@@ -143,12 +145,35 @@ def prose_prompts(texts: Sequence[str], sources: Sequence[str], tokenizer, n: in
 
 
 def code_prompts(starts: Sequence[str], tokenizer, code_texts: Sequence[str] = (),
-                 code_sources: Sequence[str] = (), reference_tokens: int = 32) -> list[Prompt]:
-    """Prompts that begin a line of Python. The reference of each is the code that follows the first
-    occurrence, in `code_texts`, of the prompt at the start of a line (after any indentation, and not
-    as part of a longer name) whose block yields at least `reference_tokens` tokens; none if no
-    occurrence does. See indented_block for how the block is cut out.
+                 code_sources: Sequence[str] = (), reference_tokens: int = 32, *,
+                 seed: int | None = None, preferred: int = 0,
+                 skip_generated: bool = True) -> list[Prompt]:
+    """Prompts that begin a line of Python, each with a reference from a different module.
+
+    The reference of a prompt is the code that follows an occurrence of the prompt at the start of a
+    line (after any indentation, and not as part of a longer name) whose block yields at least
+    `reference_tokens` tokens; none if no occurrence does. See indented_block for how the block is cut
+    out. So that the references show several kinds of code:
+
+    - each module serves at most one prompt;
+    - generated, table-like modules (looks_generated: codec tables and the like) are skipped when
+      `skip_generated`;
+    - with a `seed`, the modules are visited in a seeded random order; the first `preferred` of them
+      (held-out modules, say) are still all visited before the others.
     """
+    if not 0 <= preferred <= len(code_texts):
+        raise ConfigError(f"preferred must lie in 0..{len(code_texts)}, got {preferred}")
+    names = list(code_sources) or [""] * len(code_texts)
+    order = list(range(len(code_texts)))
+    if seed is not None:
+        rng = random.Random(seed)
+        first, rest = order[:preferred], order[preferred:]
+        rng.shuffle(first)
+        rng.shuffle(rest)
+        order = first + rest
+    if skip_generated:
+        order = [i for i in order if not looks_generated(code_texts[i])]
+    used: set[int] = set()
     prompts = []
     for start in starts:
         if start != start.rstrip():
@@ -157,11 +182,13 @@ def code_prompts(starts: Sequence[str], tokenizer, code_texts: Sequence[str] = (
         pattern = re.compile(r"^([ \t]*)" + re.escape(start) + r"(?![A-Za-z0-9_])", re.MULTILINE)
         reference: tuple[int, ...] = ()
         source = ""
-        for text, name in zip(code_texts, list(code_sources) or [""] * len(code_texts)):
+        for i in (i for i in order if i not in used):
+            text = code_texts[i]
             for match in pattern.finditer(text):
                 following = tokenizer.encode(indented_block(text, match.end(), match.group(1)))
                 if len(following) >= reference_tokens:
-                    reference, source = tuple(following[:reference_tokens]), name
+                    reference, source = tuple(following[:reference_tokens]), names[i]
+                    used.add(i)
                     break
             if reference:
                 break

@@ -188,3 +188,16 @@ def mean_shares(rows: Sequence[Mapping[str, object]], column: str) -> dict[str, 
     for row in rows:
         sums.setdefault(str(row["target"]), []).append(float(row[column]))  # type: ignore[arg-type]
     return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def log_ratios(rows: Sequence[Mapping[str, object]], a: str, b: str, column: str) -> dict[str, float]:
+    """template -> log(P(a) / P(b)) in nats, read from the log-probability ``column`` of ``probe`` rows.
+
+    0 means no preference; +2.3 means ``a`` is 10 times as likely as ``b``, −2.3 the reverse."""
+    logp: dict[str, dict[str, float]] = {}
+    for row in rows:
+        logp.setdefault(str(row["template"]), {})[str(row["target"])] = float(row[column])  # type: ignore[arg-type]
+    missing = [t for t, by in logp.items() if a not in by or b not in by]
+    if missing:
+        raise ConfigError(f"templates without both {a!r} and {b!r}: {missing[:3]}")
+    return {t: by[a] - by[b] for t, by in logp.items()}

@@ -10,7 +10,9 @@ facts a computer can verify:
 - **Confident wrong answers.** For questions with a known answer, the probability the model gives its
   own answer (the product of its tokens' probabilities) against whether the answer is right. A model is
   *calibrated* when answers given with probability p are right about a share p of the time; the
-  expected calibration error (ECE) is the gap, averaged over bins of confidence.
+  expected calibration error (ECE) is the gap, averaged over bins of confidence. For a closed set of
+  answers (labels), every label is scored and the softmax over them gives the confidence; temperature
+  scaling (Guo et al. 2017) then fits one divisor of the scores on held-out items.
 
 Only modules from a fixed list of the standard library are ever imported: a generated name is looked up,
 never imported, so nothing the model writes is run.
@@ -25,11 +27,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from roots_course.errors import ConfigError
 from roots_course.society.memorization import continue_batch
 from roots_course.core.tokenizer import Tokenizer
 from roots_course.core.modes import evaluating
+from roots_course.tasks import classify
 
 # Standard-library modules that import quickly and without side effects. Only these are imported.
 SAFE_MODULES: tuple[str, ...] = (
@@ -190,3 +195,74 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
         raise ConfigError("no answers to calibrate")
     return sum(row["answers"] / total * abs(row["share right"] - row["mean confidence"])
                for row in reliability(confidences, correct, bins) if row["answers"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Confidence over a closed set of labels, and temperature scaling
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def label_logprobs(model, tokenizer: Tokenizer, prompts: Sequence[str], labels: Sequence[str],
+                   suffix: str = "\n") -> Tensor:
+    """(N, K) log P(label + suffix | prompt) in nats, for every prompt and every candidate label.
+
+    A language model scored this way answers a closed question: its prediction is the most likely
+    label and its confidence the softmax of these scores over the labels. The labels of one prompt go
+    through the model as one right-padded batch (padding after a sequence cannot change it: the
+    attention is causal)."""
+    if not prompts or not labels:
+        raise ConfigError(f"need prompts and labels, got {len(prompts)} prompts and {len(labels)} labels")
+    device = model.tok_emb.weight.device
+    block = model.config.block_size
+    tails = [tokenizer.encode(label + suffix) for label in labels]
+    out = torch.empty(len(prompts), len(labels), dtype=torch.float64)
+    with evaluating(model):
+        for i, prompt in enumerate(prompts):
+            head = tokenizer.encode(prompt)
+            rows = [(head + tail)[-(block + 1):] for tail in tails]
+            width = max(len(r) for r in rows)
+            x = torch.zeros(len(rows), width, dtype=torch.long)  # (K, width), right-padded
+            for k, r in enumerate(rows):
+                x[k, : len(r)] = torch.tensor(r)
+            logp = F.log_softmax(model(x[:, :-1].to(device)).logits.float(), dim=-1).cpu()  # (K, width-1, V)
+            for k, (r, tail) in enumerate(zip(rows, tails)):
+                n = min(len(tail), len(r) - 1)
+                targets = torch.tensor(r[-n:])  # (n,)
+                out[i, k] = float(logp[k, len(r) - 1 - n : len(r) - 1].gather(1, targets[:, None]).sum())
+    return out
+
+
+@torch.inference_mode()
+def classifier_logits(classifier: classify.GPTClassifier, tokenizer: Tokenizer, texts: Sequence[str]) -> Tensor:
+    """(N, K) the logits of chapter 4's classification head for each text, in its label order."""
+    x, lengths = classify.encode_texts(tokenizer, list(texts), classifier.backbone.config.block_size)
+    device = classifier.head.weight.device
+    with evaluating(classifier):
+        return classifier(x[:, : int(lengths.max())].to(device), lengths).double().cpu()
+
+
+def label_confidence(logits: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(prediction (N,), confidence (N,)): the argmax label and its probability under
+    softmax(logits / temperature). A temperature never changes the prediction, only the confidence."""
+    if temperature <= 0:
+        raise ConfigError(f"temperature must be positive, got {temperature}")
+    probs = (logits.double() / temperature).softmax(dim=-1)  # (N, K)
+    confidence, prediction = probs.max(dim=-1)
+    return prediction, confidence
+
+
+def fit_temperature(logits: Tensor, labels: Tensor, low: float = 0.05, high: float = 100.0,
+                    points: int = 400) -> float:
+    """Temperature scaling (Guo et al. 2017): the T that minimises the negative log-likelihood of
+    softmax(logits / T) on labelled items, found on a logarithmic grid from ``low`` to ``high``.
+    T = 1 (the scores as they are) is always a candidate, so the fit is never worse than no scaling
+    on the items it was fitted on. Fit it on held-out items that are not the test items, then apply it
+    to the test items."""
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ConfigError(f"logits (N, K) and labels (N,) expected, got {tuple(logits.shape)}, {tuple(labels.shape)}")
+    grid = torch.logspace(float(torch.log10(torch.tensor(low))), float(torch.log10(torch.tensor(high))), points,
+                          dtype=torch.float64)
+    grid = torch.cat([grid, torch.ones(1, dtype=torch.float64)])  # (points + 1,): T = 1 is a candidate
+    nll = torch.stack([F.cross_entropy(logits.double() / t, labels) for t in grid])  # (points + 1,)
+    return float(grid[int(nll.argmin())])

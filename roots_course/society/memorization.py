@@ -127,6 +127,24 @@ class TrainingIndex:
         return best
 
 
+def shares_ngram_with(index: NgramIndex, windows: Tensor | Sequence[Sequence[int]]) -> np.ndarray:
+    """(N,) bool: whether each window holds at least one n-gram (n = ``index.n``) of the indexed text.
+
+    Cross-split duplication: a held-out window that shares a long n-gram with the training split is not
+    unseen text, so it is dropped from the non-members of a membership test."""
+    return np.array([bool(index.contains(w).any()) for w in windows], dtype=bool)
+
+
+def duplicated_spans(index: NgramIndex, ids: Sequence[int] | Tensor | np.ndarray) -> list[tuple[int, int]]:
+    """(start, length in tokens) of every maximal stretch of ``ids`` covered by n-grams of the indexed
+    text, longest first: k consecutive n-grams found make one stretch of k + n - 1 tokens."""
+    found = index.contains(ids).astype(np.int8)  # (L - n + 1,)
+    edges = np.diff(np.concatenate([[0], found, [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # runs of found n-grams
+    spans = [(int(a), int(b - a) + index.n - 1) for a, b in zip(starts, ends)]
+    return sorted(spans, key=lambda span: (-span[1], span[0]))
+
+
 def ngrams(ids: Sequence[int], n: int) -> list[tuple[int, ...]]:
     """The n-grams of a sequence as tuples, in order (the plain-Python definition)."""
     return [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]

@@ -109,7 +109,7 @@ def task_metrics(tasks_summary: Mapping[str, Any] | None, name: str, task: str |
 def _score_row(metric: str, score: Mapping[str, Any]) -> dict[str, Any]:
     interval = f" [{score['low']:.3f}, {score['high']:.3f}]" if "low" in score and "high" in score else ""
     return {"metric": metric, "value": f"{score['value']:.3f}{interval}",
-            "measured on": f"held-out test split ({score.get('n', '?')} examples; 95% bootstrap interval)",
+            "measured on": f"held-out test split ({score.get('n', '?')} examples; 95% interval)",
             "source": "metrics/tasks.json"}
 
 

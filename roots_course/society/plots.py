@@ -170,3 +170,19 @@ def plot_reliability(curves, title: str) -> Figure:
     ax.legend(fontsize=8, loc="upper left")
     label(ax, "confidence: the model's probability of its answer", "share of answers that are right", title)
     return finish(fig)
+
+
+def plot_log_ratios(ratios, title: str, a: str = "he", b: str = "she") -> Figure:
+    """One horizontal bar per template: log(P(a) / P(b)) in nats, right of zero when the model prefers
+    ``a``; the dotted line is the mean over templates. ratios: template -> log-ratio."""
+    names = list(ratios)
+    values = [float(ratios[n]) for n in names]
+    fig, ax = new_figure(width=8.0, height=0.9 + 0.38 * len(names))
+    ax.barh(range(len(names)), values, color=["C0" if v >= 0 else "C3" for v in values])
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.axvline(sum(values) / len(values), color="0.4", linestyle=":", label="mean over templates")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="lower right")
+    label(ax, f"log(P({a}) / P({b})) [nats]: right prefers '{a}', left '{b}'; ±2.3 is 10 : 1", "", title)
+    return finish(fig)

@@ -21,8 +21,10 @@ Modules, read in this order:
 - ``prompting``: zero-shot and few-shot prompts within a token budget;
 - ``answering``: batched greedy decoding until the stop newline (``generate_answers``);
 - ``scoring``: ``evaluate`` and ``TaskEval`` (metrics, intervals, error analysis);
-- ``metrics``, ``classify``, ``finetune``, ``plots``, ``exercises``: metrics with intervals, the classifier head,
-  fine-tuning (full and LoRA), the chapter's figures, the chapter's exercises.
+- ``metrics``, ``classify``, ``finetune``, ``plots``, ``exercises``: metrics with intervals (bootstrap, exact
+  Clopper–Pearson, paired), the classifier head, fine-tuning (full, LoRA, and the randomly initialised control),
+  the chapter's figures, the chapter's exercises;
+- ``ngram_baseline``: the non-neural control for question answering (character n-grams, logistic regression).
 
 This package may import ``roots_course.course``, ``roots_course.core``, ``roots_course.store`` and earlier chapters,
 never a later chapter (``society`` may import it).

@@ -77,3 +77,33 @@ def generate_answers(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str], m
         text = tokenizer.decode(ids if cut is None else ids[: cut + 1])
         texts.append(text.split(stop, 1)[0])
     return texts
+
+
+def first_token_stop_probability(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str],
+                                 max_new_tokens: int, batch_size: int = 64, stop: str = STOP) -> torch.Tensor:
+    """(N,) probability the model gives, at the first answer position, to the tokens that contain
+    ``stop`` (all of ``stop_token_ids``): the chance that its answer ends before it starts.
+
+    Prompts are cut exactly as ``generate_answers`` cuts them (the last block_size − max_new_tokens
+    tokens), so this is the distribution greedy decoding picks its first token from.
+    """
+    block = model.config.block_size
+    if not 0 < max_new_tokens < block:
+        raise ConfigError(f"max_new_tokens must be between 1 and {block - 1}, got {max_new_tokens}")
+    device = model.tok_emb.weight.device
+    stops = stop_token_ids(tokenizer, stop).to(device)
+    encoded = [tokenizer.encode(p)[-(block - max_new_tokens):] for p in prompts]
+    if any(not ids for ids in encoded):
+        raise ConfigError("an empty prompt gives the model nothing to continue")
+    out = torch.zeros(len(prompts), dtype=torch.float64)
+    with evaluating(model), torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            rows = encoded[start : start + batch_size]
+            lengths = torch.tensor([len(r) for r in rows], device=device)  # (B,)
+            x = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long, device=device)  # (B, T) right-padded
+            for r, ids in enumerate(rows):
+                x[r, : len(ids)] = torch.tensor(ids, device=device)
+            logits = model(x).logits  # (B, T, V); causal, so padding after a row's end changes nothing in it
+            last = logits[torch.arange(len(rows), device=device), lengths - 1].float()  # (B, V)
+            out[start : start + len(rows)] = last.softmax(dim=-1)[:, stops].sum(dim=-1).double().cpu()
+    return out

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from roots_course.core.checkpoint import save_checkpoint
+from roots_course.core.model import GPT
 from roots_course.core.device import autocast_context
 from roots_course.errors import ConfigError, DataError
 from roots_course.core.tokenizer import Tokenizer
@@ -116,6 +117,16 @@ class FinetuneResult:
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "trainable_parameters": self.trainable_parameters,
                 "total_parameters": self.total_parameters, "wall_s": self.wall_s, "history": self.history}
+
+
+def random_init_like(model: GPT, seed: int) -> GPT:
+    """A GPT of the same shape (the same GPTConfig) with fresh random weights, on the same device: the
+    control that shows what pretraining buys when both are fine-tuned alike. The global random state is
+    left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = GPT(model.config)
+    return fresh.to(model.tok_emb.weight.device)
 
 
 def finetune_config(steps: int, batch_size: int, lr: float, seed: int = 0) -> TrainConfig:

@@ -14,12 +14,19 @@ Three measurements, each with a definition you can check by hand:
   Tibshirani 1993, ch. 13). On 50 examples a score of 0.20 comes with an interval about ±0.11 wide: two
   systems whose intervals overlap that much are not shown to differ. The generator is seeded, so the
   interval is the same on every run.
+- **exact (Clopper–Pearson) interval** of a rate k/n (exact match, execution accuracy): every p whose
+  binomial test at level 1 − confidence would not reject k successes in n (Clopper & Pearson 1934).
+  The bootstrap cannot do this at the edges: resampling 0 right answers out of 50 gives 0 every time,
+  the interval [0, 0], as if the test set proved the model never succeeds. The exact interval for 0/50
+  is [0, 0.071]: a true rate up to about 7% could well give no success in 50 tries.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -145,3 +152,67 @@ def paired_difference_ci(a: Sequence[float] | Tensor, b: Sequence[float] | Tenso
     if a.shape != b.shape:
         raise ConfigError(f"paired scores must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     return bootstrap_ci(a - b, n_resamples=n_resamples, confidence=confidence, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact intervals for rates
+# ---------------------------------------------------------------------------------------------
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed term by term in log space (exact up to rounding)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+             for i in range(k + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def _solve_decreasing(f: Callable[[float], float], target: float, iterations: int = 80) -> float:
+    """The p in [0, 1] where the decreasing function f(p) crosses target, by bisection (2^-80 wide)."""
+    low, high = 0.0, 1.0
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        if f(middle) > target:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+@lru_cache(maxsize=4096)  # a pure function of three numbers; tables ask for the same ones often
+def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """Exact (Clopper–Pearson) interval of a rate from ``successes`` out of ``n`` trials.
+
+    low: the p at which P(X >= k) = (1 − confidence)/2, 0 when k = 0;
+    high: the p at which P(X <= k) = (1 − confidence)/2, 1 when k = n.
+    Conservative: it covers the true rate at least ``confidence`` of the time, for every n and p.
+    """
+    if n < 1:
+        raise ConfigError(f"clopper_pearson needs at least one trial, got n={n}")
+    if not 0 <= successes <= n or int(successes) != successes:
+        raise ConfigError(f"successes must be a whole number between 0 and n={n}, got {successes}")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be between 0 and 1, got {confidence}")
+    k, tail = int(successes), (1 - confidence) / 2
+    low = 0.0 if k == 0 else _solve_decreasing(lambda p: binomial_cdf(k - 1, n, p), 1 - tail)
+    high = 1.0 if k == n else _solve_decreasing(lambda p: binomial_cdf(k, n, p), tail)
+    return Interval(k / n, low, high, confidence, n)
+
+
+def rate_ci(values: Sequence[float] | Tensor, confidence: float = 0.95) -> Interval:
+    """The exact interval of the mean of per-example scores that are each 0 or 1 (a rate)."""
+    data = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if data.numel() == 0:
+        raise ConfigError("rate_ci needs at least one example")
+    if not bool(((data == 0) | (data == 1)).all()):
+        raise ConfigError("rate_ci needs scores that are each 0 or 1; use bootstrap_ci for other scores")
+    return clopper_pearson(int(data.sum()), data.numel(), confidence)
